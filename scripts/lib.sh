@@ -1,0 +1,524 @@
+# shellcheck shell=bash
+# Shared by scripts/{setup,services,run,test,bench}: messages, the instance
+# (directory + ports), PID files, the private RabbitMQ and PostgreSQL, and the
+# worker/bridge processes. Source it; it defines functions and BK_REPO only.
+#
+# An instance is one directory holding everything of one copy of the system:
+#   <dir>/rabbitmq/   broker data, config, logs, rabbit.pid launcher.pid epmd.pid
+#   <dir>/pg/         PostgreSQL (data/ sock/ log/ postgres.pid); may be a symlink
+#                     to /var/tmp/backend-pg-<hash> when postgres cannot reach <dir>
+#   <dir>/keys/       token keys (backendctl keygen)
+#   <dir>/log/        <name>.log of each worker and the bridge
+#   <dir>/<name>.pid  PID of each worker and the bridge
+#   <dir>/instance.env  the ports the services were started with
+# Two instances exist: "run" (scripts/run: <repo>/.run) and "test"
+# (scripts/test: <repo>/.run/test, or $BK_TEST_DIR; ports + $BK_PORT_OFFSET).
+
+BK_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BK_PG_BIN=/usr/lib/postgresql/15/bin
+BK_RMQ_BIN=/usr/lib/rabbitmq/bin
+# Processes scripts/run and scripts/test start, in start order.
+BK_WORKERS=(auth-worker profile-worker order-worker payment-worker)
+BK_PROCS=("${BK_WORKERS[@]}" bridge)
+
+say() { printf '==> %s\n' "$*"; }
+note() { printf '    %s\n' "$*"; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+# Seconds since the epoch with milliseconds, and the time since $1 as "1.234s".
+bk_now() { date +%s.%N | cut -c1-14; }
+bk_since() { awk -v a="$1" -v b="$(bk_now)" 'BEGIN { printf "%.1fs", b - a }'; }
+
+# Last lines of a log file, indented, for error messages.
+bk_tail() {
+    local f=$1 n=${2:-20}
+    if [ -f "$f" ]; then
+        printf -- '---- last %s lines of %s ----\n' "$n" "$f" >&2
+        tail -n "$n" "$f" >&2
+        printf -- '----\n' >&2
+    else
+        printf '(no log at %s)\n' "$f" >&2
+    fi
+}
+
+# ---------------------------------------------------------------- instance
+
+# bk_instance run|test: sets BK_INSTANCE BK_RUN_DIR BK_LOG_DIR BK_KEY_DIR
+# BK_RMQ_DIR BK_PG_DIR BK_NODE BK_AMQP_PORT BK_DIST_PORT BK_EPMD_PORT
+# BK_PG_PORT BK_HTTP_PORT BK_BUILD_DIR BK_BIN_DIR. When the instance's
+# services run, the ports they were started with win (instance.env).
+bk_instance() {
+    local off=0
+    BK_INSTANCE=$1
+    case $1 in
+    run)
+        BK_RUN_DIR=$BK_REPO/.run
+        BK_AMQP_PORT=5673 BK_DIST_PORT=25673 BK_EPMD_PORT=4370 BK_PG_PORT=5433 BK_HTTP_PORT=8000
+        BK_NODE=backend_run@localhost
+        BK_BUILD_DIR=$BK_REPO/build/release
+        ;;
+    test)
+        off=${BK_PORT_OFFSET:-0}
+        [[ $off =~ ^[0-9]+$ ]] || die "BK_PORT_OFFSET must be a non-negative integer, not '$off'"
+        BK_RUN_DIR=${BK_TEST_DIR:-$BK_REPO/.run/test}
+        BK_AMQP_PORT=$((5674 + off)) BK_DIST_PORT=$((25674 + off)) BK_EPMD_PORT=$((4371 + off))
+        BK_PG_PORT=$((5435 + off)) BK_HTTP_PORT=$((8001 + off))
+        BK_NODE=backend_test@localhost
+        [ "$off" = 0 ] || BK_NODE=backend_test$off@localhost
+        BK_BUILD_DIR=$BK_REPO/build/test
+        ;;
+    *) die "unknown instance '$1' (expected run or test)" ;;
+    esac
+    case $BK_RUN_DIR in /*) ;; *) BK_RUN_DIR=$PWD/$BK_RUN_DIR ;; esac
+    BK_RUN_DIR=${BK_RUN_DIR%/}
+    BK_LOG_DIR=$BK_RUN_DIR/log
+    BK_KEY_DIR=$BK_RUN_DIR/keys
+    BK_RMQ_DIR=$BK_RUN_DIR/rabbitmq
+    BK_PG_DIR=$BK_RUN_DIR/pg
+    BK_BIN_DIR=$BK_BUILD_DIR/bin
+    if [ -f "$BK_RUN_DIR/instance.env" ] && { bk_rmq_alive || bk_pg_alive; }; then
+        local want="$BK_AMQP_PORT $BK_PG_PORT $BK_HTTP_PORT"
+        # shellcheck disable=SC1091
+        . "$BK_RUN_DIR/instance.env"
+        [ "$want" = "$BK_AMQP_PORT $BK_PG_PORT $BK_HTTP_PORT" ] ||
+            warn "the $BK_INSTANCE instance in $BK_RUN_DIR already runs on AMQP $BK_AMQP_PORT, PG $BK_PG_PORT, HTTP $BK_HTTP_PORT; using those (stop it to change ports)"
+    fi
+}
+
+bk_write_instance_env() {
+    mkdir -p "$BK_RUN_DIR"
+    cat >"$BK_RUN_DIR/instance.env" <<EOF
+BK_NODE=$BK_NODE
+BK_AMQP_PORT=$BK_AMQP_PORT
+BK_DIST_PORT=$BK_DIST_PORT
+BK_EPMD_PORT=$BK_EPMD_PORT
+BK_PG_PORT=$BK_PG_PORT
+BK_HTTP_PORT=$BK_HTTP_PORT
+EOF
+}
+
+bk_conninfo() {
+    printf 'host=127.0.0.1 port=%s user=backend password=backend dbname=backend connect_timeout=5' "$BK_PG_PORT"
+}
+
+# The BACKEND_* overrides every binary of the instance reads (config/backend.conf).
+bk_export_backend_env() {
+    export BACKEND_AMQP_PORT=$BK_AMQP_PORT
+    BACKEND_DB_CONNINFO=$(bk_conninfo)
+    export BACKEND_DB_CONNINFO
+    export BACKEND_HTTP_PORT=$BK_HTTP_PORT
+    export BACKEND_KEY_DIR=$BK_KEY_DIR
+}
+
+# ---------------------------------------------------------------- processes
+
+bk_pid_of() { [ -s "$1" ] && head -n1 "$1" | tr -dc 0-9; }
+
+# Is PID a live process (not a zombie)?
+bk_proc_alive() {
+    local st
+    [ -n "${1:-}" ] && [ -r "/proc/$1/stat" ] || return 1
+    st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+    [ -n "$st" ] && [ "$st" != Z ]
+}
+
+# bk_pid_alive FILE [PATTERN]: the PID in FILE is alive and its command line
+# contains PATTERN (so a PID reused by another program after a reboot is not
+# mistaken for ours). Prints nothing.
+bk_pid_alive() {
+    local pid
+    pid=$(bk_pid_of "$1") || return 1
+    bk_proc_alive "$pid" || return 1
+    [ -z "${2:-}" ] || tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$2"
+}
+
+# bk_wait_exit PID SECONDS: 0 once PID is gone, 1 if still alive after SECONDS.
+bk_wait_exit() {
+    local pid=$1 i n=$(($2 * 10))
+    for ((i = 0; i < n; i++)); do
+        bk_proc_alive "$pid" || return 0
+        sleep 0.1
+    done
+    ! bk_proc_alive "$pid"
+}
+
+# bk_stop_pid NAME FILE PATTERN SIGNAL SECONDS: send SIGNAL to the PID in FILE
+# (if it is ours and alive), wait up to SECONDS, then SIGKILL its process
+# group (we start everything with setsid, so the group is the process and the
+# children it forked). Removes FILE.
+bk_stop_pid() {
+    local name=$1 file=$2 pat=$3 sig=$4 secs=$5 pid
+    if ! bk_pid_alive "$file" "$pat"; then
+        rm -f "$file"
+        return 0
+    fi
+    pid=$(bk_pid_of "$file")
+    kill "-$sig" "$pid" 2>/dev/null || true
+    if ! bk_wait_exit "$pid" "$secs"; then
+        warn "$name (pid $pid) did not stop within ${secs}s after SIG$sig; sending SIGKILL"
+        if [ "$(ps -o pgid= -p "$pid" | tr -d ' ')" = "$pid" ]; then
+            kill -KILL -- "-$pid" 2>/dev/null || true
+        else
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        bk_wait_exit "$pid" 5 || warn "$name (pid $pid) survived SIGKILL"
+    fi
+    note "stopped $name (pid $pid)"
+    rm -f "$file"
+}
+
+# Does something accept TCP connections on 127.0.0.1:PORT?
+bk_port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# bk_wait_port PORT SECONDS [PID]: until the port accepts; fails early if PID dies.
+bk_wait_port() {
+    local port=$1 n=$(($2 * 10)) pid=${3:-} i
+    for ((i = 0; i < n; i++)); do
+        bk_port_busy "$port" && return 0
+        if [ -n "$pid" ] && ! bk_proc_alive "$pid"; then return 1; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# bk_wait_http URL SECONDS: until GET URL answers 200.
+bk_wait_http() {
+    local url=$1 n=$(($2 * 5)) i
+    for ((i = 0; i < n; i++)); do
+        [ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$url" 2>/dev/null)" = 200 ] && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+# ---------------------------------------------------------------- RabbitMQ
+
+# Environment for the private broker and its CLI; call in a subshell.
+bk_rmq_env() {
+    local R=$BK_RMQ_DIR
+    export RABBITMQ_CONF_ENV_FILE="$R/rabbitmq-env.conf" # empty: keeps /etc/rabbitmq/rabbitmq-env.conf out
+    export RABBITMQ_NODENAME=$BK_NODE
+    export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=$BK_AMQP_PORT
+    export RABBITMQ_DIST_PORT=$BK_DIST_PORT
+    export ERL_EPMD_PORT=$BK_EPMD_PORT ERL_EPMD_ADDRESS=127.0.0.1
+    export RABBITMQ_MNESIA_BASE="$R/mnesia" RABBITMQ_LOG_BASE="$R/log"
+    export RABBITMQ_CONFIG_FILE="$R/rabbitmq.conf"
+    export RABBITMQ_ADVANCED_CONFIG_FILE="$R/advanced.config"
+    export RABBITMQ_ENABLED_PLUGINS_FILE="$R/enabled_plugins"
+    export RABBITMQ_PLUGINS_EXPAND_DIR="$R/plugins-expand"
+    export RABBITMQ_FEATURE_FLAGS_FILE="$R/feature_flags"
+    export RABBITMQ_PID_FILE="$R/rabbit.pid"
+    export HOME="$R/home"
+    export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+    export RABBITMQ_CTL_ERL_ARGS="-dist_listen false"
+}
+
+# rabbitmqctl / rabbitmq-diagnostics against this instance's node.
+bk_rabbitmqctl() { (bk_rmq_env && cd "$BK_RMQ_DIR" && "$BK_RMQ_BIN/rabbitmqctl" -q -n "$BK_NODE" "$@"); }
+
+bk_rmq_alive() { bk_pid_alive "$BK_RMQ_DIR/rabbit.pid" "$BK_RMQ_DIR/home"; }
+bk_epmd_alive() { bk_pid_alive "$BK_RMQ_DIR/epmd.pid" "epmd"; }
+
+bk_rmq_start() {
+    local R=$BK_RMQ_DIR t0 pid
+    if bk_rmq_alive; then
+        note "RabbitMQ already running (pid $(bk_pid_of "$R/rabbit.pid"), AMQP 127.0.0.1:$BK_AMQP_PORT)"
+        return 0
+    fi
+    # a launcher still booting a broker that has not written rabbit.pid yet
+    if bk_pid_alive "$R/launcher.pid" rabbitmq-server; then
+        say "waiting for the RabbitMQ that is already booting (launcher pid $(bk_pid_of "$R/launcher.pid"))"
+    else
+        for p in "$BK_AMQP_PORT" "$BK_DIST_PORT"; do
+            bk_port_busy "$p" && die "port $p (RabbitMQ of the $BK_INSTANCE instance) is used by another program; stop it or pick other ports (BK_PORT_OFFSET for the test instance)"
+        done
+        say "starting RabbitMQ $BK_NODE on 127.0.0.1:$BK_AMQP_PORT (dist $BK_DIST_PORT, epmd $BK_EPMD_PORT)"
+        t0=$(bk_now)
+        mkdir -p "$R/home" "$R/mnesia" "$R/log" "$R/plugins-expand"
+        : >"$R/rabbitmq-env.conf"
+        if [ ! -s "$R/home/.erlang.cookie" ]; then
+            (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$R/home/.erlang.cookie")
+            chmod 400 "$R/home/.erlang.cookie"
+        fi
+        cat >"$R/rabbitmq.conf" <<EOF
+# written by scripts/services at every start
+listeners.tcp.1 = 127.0.0.1:$BK_AMQP_PORT
+loopback_users.guest = true
+log.console = false
+log.file.level = info
+EOF
+        echo '[].' >"$R/enabled_plugins"
+        # our own epmd, so that we know its PID and stop it with the broker
+        if ! bk_epmd_alive; then
+            bk_port_busy "$BK_EPMD_PORT" && die "port $BK_EPMD_PORT (epmd of the $BK_INSTANCE instance) is used by another program; stop it or pick other ports (BK_PORT_OFFSET for the test instance)"
+            setsid epmd -port "$BK_EPMD_PORT" -address 127.0.0.1 >"$R/log/epmd.log" 2>&1 </dev/null &
+            echo $! >"$R/epmd.pid"
+            bk_wait_port "$BK_EPMD_PORT" 10 "$(bk_pid_of "$R/epmd.pid")" || {
+                bk_tail "$R/log/epmd.log"
+                die "epmd did not start on port $BK_EPMD_PORT; see $R/log/epmd.log"
+            }
+        fi
+        rm -f "$R/rabbit.pid"
+        (bk_rmq_env && cd "$R" && exec setsid "$BK_RMQ_BIN/rabbitmq-server" >"$R/log/stdout.log" 2>&1 </dev/null) &
+        echo $! >"$R/launcher.pid"
+    fi
+    pid=$(bk_pid_of "$R/launcher.pid")
+    if ! bk_wait_port "$BK_AMQP_PORT" 120 "$pid"; then
+        local log="$R/log/$BK_NODE.log"
+        bk_tail "$R/log/stdout.log"
+        bk_tail "$log" 30
+        die "RabbitMQ did not start; read $log and $R/log/stdout.log"
+    fi
+    # the broker writes its own PID (beam.smp) while booting
+    for _ in $(seq 50); do bk_rmq_alive && break; sleep 0.1; done
+    bk_rmq_alive || die "RabbitMQ answers on $BK_AMQP_PORT but $R/rabbit.pid is missing; see $R/log/$BK_NODE.log"
+    note "RabbitMQ ready in ${t0:+$(bk_since "$t0")} (pid $(bk_pid_of "$R/rabbit.pid"), log $R/log/$BK_NODE.log)"
+}
+
+bk_rmq_stop() {
+    local R=$BK_RMQ_DIR
+    bk_stop_pid RabbitMQ "$R/rabbit.pid" "$R/home" TERM 60
+    # the sh launcher exits with the broker; a broker that never booted leaves only it
+    bk_stop_pid "RabbitMQ launcher" "$R/launcher.pid" rabbitmq-server TERM 10
+    bk_stop_pid epmd "$R/epmd.pid" epmd TERM 5
+}
+
+# ---------------------------------------------------------------- PostgreSQL
+
+# Where the cluster really lives. <instance>/pg if postgres can reach it and
+# the socket path fits in 107 bytes, else /var/tmp/backend-pg-<hash> with
+# <instance>/pg a symlink to it. Sets BK_PG_REAL; creates it when create=1.
+bk_pg_locate() {
+    local create=${1:-0} hash
+    if [ -L "$BK_PG_DIR" ]; then
+        BK_PG_REAL=$(readlink -f "$BK_PG_DIR")
+    elif [ -d "$BK_PG_DIR" ] || [ "$create" != 1 ]; then
+        BK_PG_REAL=$BK_PG_DIR
+    else
+        mkdir -p "$BK_RUN_DIR"
+        if runuser -u postgres -- test -x "$BK_RUN_DIR" 2>/dev/null &&
+            [ ${#BK_PG_DIR} -le 80 ]; then # 80 + /sock/.s.PGSQL.NNNNN stays under 107
+            BK_PG_REAL=$BK_PG_DIR
+        else
+            hash=$(printf '%s' "$BK_RUN_DIR" | sha256sum | cut -c1-12)
+            BK_PG_REAL=/var/tmp/backend-pg-$hash
+            note "postgres cannot use $BK_PG_DIR (unreachable or too long a path): data in $BK_PG_REAL"
+            mkdir -p "$BK_PG_REAL"
+            ln -sfn "$BK_PG_REAL" "$BK_PG_DIR"
+        fi
+    fi
+    if [ "$create" = 1 ]; then
+        mkdir -p "$BK_PG_REAL/sock" "$BK_PG_REAL/log"
+        chown -R postgres:postgres "$BK_PG_REAL"
+        chmod 700 "$BK_PG_REAL"
+    fi
+}
+
+bk_pg_alive() {
+    local real
+    real=$(readlink -f "$BK_PG_DIR" 2>/dev/null) || return 1
+    bk_pid_alive "$real/postgres.pid" "-D $real/data"
+}
+
+# psql as the superuser over the private socket.
+bk_psql_admin() {
+    (cd / && runuser -u postgres -- psql -X -q -At -v ON_ERROR_STOP=1 \
+        -h "$BK_PG_REAL/sock" -p "$BK_PG_PORT" -U postgres -d postgres "$@")
+}
+
+bk_pg_start() {
+    local D t0 log
+    bk_pg_locate 1
+    D=$BK_PG_REAL/data
+    log=$BK_PG_REAL/log/postgres.log
+    if bk_pg_alive; then
+        note "PostgreSQL already running (pid $(bk_pid_of "$BK_PG_REAL/postgres.pid"), 127.0.0.1:$BK_PG_PORT)"
+        return 0
+    fi
+    bk_port_busy "$BK_PG_PORT" && die "port $BK_PG_PORT (PostgreSQL of the $BK_INSTANCE instance) is used by another program; stop it or pick other ports (BK_PORT_OFFSET for the test instance)"
+    say "starting PostgreSQL 15 on 127.0.0.1:$BK_PG_PORT (data $D)"
+    t0=$(bk_now)
+    if [ ! -s "$D/PG_VERSION" ]; then
+        note "initdb $D"
+        (cd / && runuser -u postgres -- "$BK_PG_BIN/initdb" -D "$D" -U postgres \
+            --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 \
+            --no-instructions) >"$BK_PG_REAL/log/initdb.log" 2>&1 || {
+            bk_tail "$BK_PG_REAL/log/initdb.log"
+            die "initdb failed; see $BK_PG_REAL/log/initdb.log"
+        }
+        printf 'local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n' >"$D/pg_hba.conf"
+        printf "\n# instance settings, rewritten by scripts/services at every start\ninclude_if_exists 'backend.conf'\n" >>"$D/postgresql.conf"
+        chown postgres:postgres "$D/pg_hba.conf"
+    fi
+    {
+        echo "# written by scripts/services at every start ($BK_INSTANCE instance)"
+        echo "listen_addresses = '127.0.0.1'"
+        echo "port = $BK_PG_PORT"
+        echo "unix_socket_directories = '$BK_PG_REAL/sock'"
+        echo "max_connections = 200"
+        if [ "$BK_INSTANCE" = test ]; then
+            echo "# test instance only: a crash may corrupt the cluster (then rm -rf it)"
+            echo "fsync = off"
+            echo "synchronous_commit = off"
+            echo "full_page_writes = off"
+        fi
+    } >"$D/backend.conf"
+    chown postgres:postgres "$D/backend.conf"
+    if ! (cd / && runuser -u postgres -- "$BK_PG_BIN/pg_ctl" -D "$D" -l "$log" -w -t 60 start) >/dev/null 2>&1; then
+        bk_tail "$log"
+        die "PostgreSQL did not start; read $log"
+    fi
+    head -n1 "$D/postmaster.pid" >"$BK_PG_REAL/postgres.pid"
+    if [ -z "$(bk_psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname = 'backend'")" ]; then
+        bk_psql_admin -c "CREATE ROLE backend LOGIN PASSWORD 'backend'"
+        note "created role backend"
+    fi
+    if [ -z "$(bk_psql_admin -c "SELECT 1 FROM pg_database WHERE datname = 'backend'")" ]; then
+        bk_psql_admin -c "CREATE DATABASE backend OWNER backend"
+        note "created database backend"
+    fi
+    note "PostgreSQL ready in $(bk_since "$t0") (pid $(bk_pid_of "$BK_PG_REAL/postgres.pid"), log $log)"
+}
+
+bk_pg_stop() {
+    local real
+    real=$(readlink -f "$BK_PG_DIR" 2>/dev/null) || return 0
+    # SIGINT = fast shutdown; SIGQUIT-free fallback is bk_stop_pid's SIGKILL
+    bk_stop_pid PostgreSQL "$real/postgres.pid" "-D $real/data" INT 60
+}
+
+# ---------------------------------------------------------------- services
+
+bk_services_start() {
+    mkdir -p "$BK_RUN_DIR" "$BK_LOG_DIR"
+    bk_rmq_alive || bk_pg_alive || bk_write_instance_env
+    bk_rmq_start
+    bk_pg_start
+}
+
+bk_services_stop() {
+    say "stopping the services of the $BK_INSTANCE instance ($BK_RUN_DIR)"
+    bk_rmq_stop
+    bk_pg_stop
+}
+
+bk_services_status() {
+    local rc=0
+    if bk_rmq_alive; then
+        note "RabbitMQ   running  pid $(bk_pid_of "$BK_RMQ_DIR/rabbit.pid")  AMQP 127.0.0.1:$BK_AMQP_PORT  node $BK_NODE  epmd $BK_EPMD_PORT  log $BK_RMQ_DIR/log/$BK_NODE.log"
+    else
+        note "RabbitMQ   stopped"
+        rc=1
+    fi
+    if bk_pg_alive; then
+        note "PostgreSQL running  pid $(bk_pid_of "$BK_PG_DIR/postgres.pid")  127.0.0.1:$BK_PG_PORT  log $(readlink -f "$BK_PG_DIR")/log/postgres.log"
+    else
+        note "PostgreSQL stopped"
+        rc=1
+    fi
+    return $rc
+}
+
+# ---------------------------------------------------------------- build
+
+# bk_build: configure (once) and build the instance's build dir.
+bk_build() {
+    local t0 lock args=(-DCMAKE_BUILD_TYPE=Release)
+    [ "$BK_INSTANCE" = test ] && args=(-DBK_TEST_BUILD=ON -DCMAKE_BUILD_TYPE=Debug)
+    t0=$(bk_now)
+    # copies of scripts/test running side by side share the build dir: one builds at a time
+    mkdir -p "$BK_BUILD_DIR"
+    exec {lock}>"$BK_BUILD_DIR/.build.lock"
+    flock "$lock"
+    if [ ! -f "$BK_BUILD_DIR/CMakeCache.txt" ]; then
+        say "configuring $BK_BUILD_DIR (${args[*]})"
+        cmake -S "$BK_REPO" -B "$BK_BUILD_DIR" "${args[@]}" >/dev/null ||
+            die "cmake configure failed (output above); fix it, or rm -rf $BK_BUILD_DIR and retry"
+    fi
+    say "building $BK_BUILD_DIR"
+    cmake --build "$BK_BUILD_DIR" -j2 || die "the build failed (compiler output above)"
+    exec {lock}>&-
+    note "built in $(bk_since "$t0")"
+}
+
+# ---------------------------------------------------------------- workers
+
+# backendctl against the instance (env must be exported).
+bk_ctl() { (cd "$BK_REPO" && "$BK_BIN_DIR/backendctl" "$@"); }
+
+bk_migrate_keygen() {
+    [ -x "$BK_BIN_DIR/backendctl" ] || die "$BK_BIN_DIR/backendctl is missing: the build did not produce it"
+    say "applying migrations (backendctl migrate)"
+    bk_ctl migrate || die "backendctl migrate failed (its log lines are above); database 127.0.0.1:$BK_PG_PORT, log $(readlink -f "$BK_PG_DIR")/log/postgres.log"
+    mkdir -p "$BK_KEY_DIR"
+    chmod 700 "$BK_KEY_DIR"
+    say "token keys in $BK_KEY_DIR (backendctl keygen)"
+    bk_ctl keygen || die "backendctl keygen failed (its log lines are above)"
+}
+
+bk_proc_alive_named() { bk_pid_alive "$BK_RUN_DIR/$1.pid" "$1"; }
+
+# bk_start_procs [truncate]: start every worker and the bridge that is not
+# running already, each in its own session, logging to <instance>/log/<name>.log.
+bk_start_procs() {
+    local truncate=${1:-0} name started=()
+    mkdir -p "$BK_LOG_DIR"
+    for name in "${BK_PROCS[@]}"; do
+        if bk_proc_alive_named "$name"; then
+            note "$name already running (pid $(bk_pid_of "$BK_RUN_DIR/$name.pid"))"
+            continue
+        fi
+        [ -x "$BK_BIN_DIR/$name" ] || die "$BK_BIN_DIR/$name is missing: the build did not produce it"
+        [ "$truncate" = 1 ] && : >"$BK_LOG_DIR/$name.log"
+        say "starting $name (log $BK_LOG_DIR/$name.log)"
+        (cd "$BK_REPO" && exec setsid "$BK_BIN_DIR/$name" >>"$BK_LOG_DIR/$name.log" 2>&1 </dev/null) &
+        echo $! >"$BK_RUN_DIR/$name.pid"
+        started+=("$name")
+    done
+    [ ${#started[@]} -gt 0 ] || return 0
+    sleep 0.5
+    for name in "${started[@]}"; do
+        if ! bk_proc_alive_named "$name"; then
+            bk_tail "$BK_LOG_DIR/$name.log"
+            die "$name exited right after starting; read $BK_LOG_DIR/$name.log"
+        fi
+    done
+}
+
+bk_stop_procs() {
+    local name i
+    for ((i = ${#BK_PROCS[@]} - 1; i >= 0; i--)); do # the bridge first
+        name=${BK_PROCS[i]}
+        bk_stop_pid "$name" "$BK_RUN_DIR/$name.pid" "$name" TERM 10
+    done
+}
+
+bk_procs_status() {
+    local name rc=0
+    for name in "${BK_PROCS[@]}"; do
+        if bk_proc_alive_named "$name"; then
+            printf '    %-15s running  pid %-8s log %s\n' "$name" "$(bk_pid_of "$BK_RUN_DIR/$name.pid")" "$BK_LOG_DIR/$name.log"
+        else
+            printf '    %-15s stopped\n' "$name"
+            rc=1
+        fi
+    done
+    return $rc
+}
+
+bk_health_url() { printf 'http://127.0.0.1:%s/api/health/' "$BK_HTTP_PORT"; }
+
+bk_wait_health() {
+    local t0
+    t0=$(bk_now)
+    say "waiting for $(bk_health_url)"
+    if ! bk_wait_http "$(bk_health_url)" "${1:-30}"; then
+        bk_tail "$BK_LOG_DIR/bridge.log"
+        die "the bridge did not answer 200 on $(bk_health_url) within ${1:-30}s; read $BK_LOG_DIR/bridge.log (and the worker logs in $BK_LOG_DIR)"
+    fi
+    note "healthy after $(bk_since "$t0")"
+}

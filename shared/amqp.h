@@ -1,0 +1,51 @@
+/* RabbitMQ: connection set-up from the config and the contract's topology
+ * (CONTRACT section 1), declared by whoever connects first. */
+#ifndef BK_AMQP_H
+#define BK_AMQP_H
+
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+#include <stdbool.h>
+
+#define BK_EX_COMMANDS "backend.commands"
+#define BK_EX_EVENTS   "backend.events"
+#define BK_EX_DLX      "backend.dlx"
+#define BK_Q_DEAD      "backend.dead"
+
+/* One worker queue and the command prefixes bound to it. */
+struct bk_amqp_queue {
+    const char *worker;          /* "auth" */
+    const char *queue;           /* "auth.commands" */
+    const char *const *prefixes; /* {"auth", NULL}: bound as "auth.#" */
+};
+
+/* The worker queues, ending with a zeroed entry. */
+extern const struct bk_amqp_queue bk_amqp_queues[];
+
+/* The queue serving command (by its prefix before the first dot), or NULL. */
+const struct bk_amqp_queue *bk_amqp_queue_for(const char *command);
+
+/* Opens a connection (amqp_* keys of the config), logs in and opens channel 1.
+ * name shows in the management UI. Returns NULL on failure (logged). */
+amqp_connection_state_t bk_amqp_connect(const char *name);
+
+/* Closes and destroys; c may be NULL. */
+void bk_amqp_close(amqp_connection_state_t c);
+
+/* Declares exchanges, worker queues (quorum, dead-lettering to backend.dlx)
+ * and backend.dead with their bindings on channel ch. Idempotent. 0 or -1. */
+int bk_amqp_declare_topology(amqp_connection_state_t c, amqp_channel_t ch);
+
+/* 0 when r is a normal reply, else -1 after logging what failed. */
+int bk_amqp_check(amqp_rpc_reply_t r, const char *what);
+
+/* Publisher confirms on a connection of its own (rabbitmq-c 0.11 has no
+ * amqp_publisher_confirm_wait): waits until every tag up to last is acked.
+ * Returns 0, or -1 on a nack, a timeout or a broken connection. */
+int bk_amqp_wait_confirms(amqp_connection_state_t c, amqp_channel_t ch, uint64_t last,
+                          int timeout_ms);
+
+/* Copies the bytes of b into a NUL-terminated buffer of size n (truncating). */
+void bk_amqp_cstr(amqp_bytes_t b, char *out, size_t n);
+
+#endif

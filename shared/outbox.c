@@ -1,0 +1,190 @@
+#include "shared/outbox.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shared/amqp.h"
+#include "shared/db.h"
+#include "shared/log.h"
+
+#define BATCH 200
+
+struct bk_outbox {
+    char name[64];
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int pending; /* wake-ups asked for */
+    int stop;
+    struct bk_db *db;
+    amqp_connection_state_t amqp;
+    uint64_t next_tag; /* the delivery tag of the next publish (confirm mode) */
+};
+
+static const char SQL_CLAIM[] = "SELECT id, event_id, routing_key, body FROM outbox "
+                                "ORDER BY id LIMIT 200 FOR UPDATE SKIP LOCKED";
+static const char SQL_DONE[] = "DELETE FROM outbox WHERE id = ANY($1::bigint[])";
+
+static int amqp_open(struct bk_outbox *o)
+{
+    char name[96];
+    snprintf(name, sizeof name, "%s-relay-%d", o->name, (int)getpid());
+    o->amqp = bk_amqp_connect(name);
+    if (!o->amqp)
+        return -1;
+    amqp_confirm_select(o->amqp, 1);
+    if (bk_amqp_check(amqp_get_rpc_reply(o->amqp), "confirm.select") != 0) {
+        bk_amqp_close(o->amqp);
+        o->amqp = NULL;
+        return -1;
+    }
+    o->next_tag = 1;
+    return 0;
+}
+
+/* One batch: claim rows, publish, wait for the confirms, delete, commit. */
+static int relay_batch(struct bk_outbox *o)
+{
+    int n = -1;
+    char *ids = NULL;
+    PGresult *r = NULL;
+    if (bk_db_ensure(o->db) != 0 || (!o->amqp && amqp_open(o) != 0))
+        return -1;
+    if (bk_db_simple(o->db, "BEGIN") != 0)
+        return -1;
+    r = bk_db_exec(o->db, SQL_CLAIM, 0, NULL);
+    if (!bk_db_ok(r))
+        goto out;
+    int rows = PQntuples(r);
+    if (rows == 0) {
+        n = 0;
+        goto out;
+    }
+    ids = malloc((size_t)rows * 21 + 3);
+    size_t w = 0;
+    ids[w++] = '{';
+    uint64_t last = 0;
+    for (int i = 0; i < rows; i++) {
+        size_t len = 0;
+        unsigned char *body = PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 3), &len);
+        amqp_basic_properties_t p;
+        p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
+                   AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_TIMESTAMP_FLAG;
+        p.content_type = amqp_cstring_bytes("application/msgpack");
+        p.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+        p.message_id = amqp_cstring_bytes(PQgetvalue(r, i, 1));
+        p.type = amqp_cstring_bytes(PQgetvalue(r, i, 2));
+        p.timestamp = (uint64_t)time(NULL);
+        amqp_bytes_t b = {len, body};
+        int rc = body ? amqp_basic_publish(o->amqp, 1, amqp_cstring_bytes(BK_EX_EVENTS),
+                                           amqp_cstring_bytes(PQgetvalue(r, i, 2)), 0, 0, &p, b)
+                      : -1;
+        PQfreemem(body);
+        if (rc != AMQP_STATUS_OK)
+            goto broken;
+        last = o->next_tag++;
+        w += (size_t)snprintf(ids + w, 22, "%s%s", i ? "," : "", PQgetvalue(r, i, 0));
+    }
+    ids[w++] = '}';
+    ids[w] = '\0';
+    if (bk_amqp_wait_confirms(o->amqp, 1, last, 5000) != 0)
+        goto broken;
+    PQclear(r);
+    const char *params[] = {ids};
+    r = bk_db_exec(o->db, SQL_DONE, 1, params);
+    if (!bk_db_ok(r))
+        goto out;
+    n = rows;
+    goto out;
+broken:
+    bk_log(BK_WARN, NULL, "outbox: publishing failed, reconnecting to the broker");
+    bk_amqp_close(o->amqp);
+    o->amqp = NULL;
+out:
+    PQclear(r);
+    free(ids);
+    if (n >= 0 && bk_db_simple(o->db, "COMMIT") == 0)
+        return n;
+    bk_db_simple(o->db, "ROLLBACK");
+    return -1;
+}
+
+static void *relay_main(void *arg)
+{
+    struct bk_outbox *o = arg;
+    int backoff = 100;
+    for (;;) {
+        pthread_mutex_lock(&o->mu);
+        if (!o->pending && !o->stop) {
+            /* also look now and then without being asked: rows left by a
+             * copy that died between commit and publish */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&o->cv, &o->mu, &ts);
+        }
+        int stop = o->stop;
+        o->pending = 0;
+        pthread_mutex_unlock(&o->mu);
+
+        int n;
+        while ((n = relay_batch(o)) == BATCH)
+            ;
+        if (n < 0) {
+            if (stop)
+                break;
+            usleep((useconds_t)backoff * 1000);
+            backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+            continue;
+        }
+        backoff = 100;
+        if (stop)
+            break;
+    }
+    return NULL;
+}
+
+struct bk_outbox *bk_outbox_start(const char *name)
+{
+    struct bk_outbox *o = calloc(1, sizeof *o);
+    if (!o)
+        return NULL;
+    snprintf(o->name, sizeof o->name, "%s", name);
+    pthread_mutex_init(&o->mu, NULL);
+    pthread_cond_init(&o->cv, NULL);
+    o->db = bk_db_open(30000);
+    if (!o->db || pthread_create(&o->thread, NULL, relay_main, o) != 0) {
+        bk_db_close(o->db);
+        free(o);
+        return NULL;
+    }
+    return o;
+}
+
+void bk_outbox_wake(struct bk_outbox *o)
+{
+    pthread_mutex_lock(&o->mu);
+    o->pending = 1;
+    pthread_cond_signal(&o->cv);
+    pthread_mutex_unlock(&o->mu);
+}
+
+void bk_outbox_stop(struct bk_outbox *o)
+{
+    if (!o)
+        return;
+    pthread_mutex_lock(&o->mu);
+    o->stop = 1;
+    pthread_cond_signal(&o->cv);
+    pthread_mutex_unlock(&o->mu);
+    pthread_join(o->thread, NULL);
+    bk_amqp_close(o->amqp);
+    bk_db_close(o->db);
+    pthread_mutex_destroy(&o->mu);
+    pthread_cond_destroy(&o->cv);
+    free(o);
+}

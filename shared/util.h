@@ -1,0 +1,25 @@
+/* Small helpers shared by everyone: time, UUIDs, hex. */
+#ifndef BK_UTIL_H
+#define BK_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+int64_t bk_now_ms(void);  /* wall clock, ms since the epoch */
+int64_t bk_mono_ms(void); /* monotonic clock, ms */
+
+/* A random (v4) UUID in canonical text form, 36 chars + NUL. */
+void bk_uuid4(char out[37]);
+
+/* A name-based UUID (v5-style, SHA-256 truncated) of ns and name: the same
+ * inputs always give the same UUID. */
+void bk_uuid_name(const char *ns, const char *name, size_t name_len, char out[37]);
+
+/* True when s is a canonical UUID (8-4-4-4-12 hex). */
+bool bk_uuid_valid(const char *s, size_t len);
+
+/* RFC 3339 UTC with microseconds of a wall clock time in µs, 27 chars + NUL. */
+void bk_rfc3339(int64_t us, char out[32]);
+
+#endif

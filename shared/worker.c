@@ -1,0 +1,1554 @@
+/* The worker runtime (see worker.h): supervisor, consumer loop, inbox,
+ * transaction, reply, ack, dead-lettering, and the call API handlers use. */
+#include "shared/worker.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "shared/amqp.h"
+#include "shared/codec.h"
+#include "shared/config.h"
+#include "shared/json.h"
+#include "shared/jwt.h"
+#include "shared/log.h"
+#include "shared/outbox.h"
+#include "shared/util.h"
+
+#define MAX_RESULTS 64
+
+struct bk_call_state {
+    void **allocs; /* the call's arena: everything freed when the call ends */
+    size_t n_allocs, cap_allocs;
+    PGresult *results[MAX_RESULTS];
+    int n_results;
+    json_t *errors;    /* field -> [messages] */
+    bool not_found;    /* a malformed path id: 404, not 400 */
+    bool page_invalid; /* ...or a bad ?page=: 404 "Invalid page." */
+    bool replied;
+    bool commit_anyway;
+    int status;
+    json_t *body;
+    json_t *headers;
+    void *blob; /* bk_reply_blob's bytes, packed as bin under body.data */
+    size_t blob_len;
+    json_t *events; /* [[name, body-bytes-as-msgpack-sbuffer]...] kept as json for simplicity */
+    char sqlstate[6];
+    char constraint[64];
+};
+
+static volatile sig_atomic_t stopping;
+static int (*housekeeping)(struct bk_db *db);
+static int housekeeping_interval_s = 3600;
+
+void bk_worker_housekeeping(int (*fn)(struct bk_db *db), int interval_s)
+{
+    housekeeping = fn;
+    housekeeping_interval_s = interval_s > 0 ? interval_s : 3600;
+}
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stopping = 1;
+}
+
+/* ---- arena ---------------------------------------------------------------- */
+
+void *bk_alloc(struct bk_call *c, size_t n)
+{
+    struct bk_call_state *st = c->st;
+    if (st->n_allocs == st->cap_allocs) {
+        size_t cap = st->cap_allocs ? st->cap_allocs * 2 : 16;
+        void **a = realloc(st->allocs, cap * sizeof *a);
+        if (!a)
+            abort(); /* out of memory: let the supervisor restart us */
+        st->allocs = a;
+        st->cap_allocs = cap;
+    }
+    void *p = calloc(1, n ? n : 1);
+    if (!p)
+        abort();
+    st->allocs[st->n_allocs++] = p;
+    return p;
+}
+
+char *bk_strf(struct bk_call *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = bk_alloc(c, (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+static void call_state_free(struct bk_call_state *st)
+{
+    for (size_t i = 0; i < st->n_allocs; i++)
+        free(st->allocs[i]);
+    free(st->allocs);
+    for (int i = 0; i < st->n_results; i++)
+        PQclear(st->results[i]);
+    json_decref(st->errors);
+    json_decref(st->body);
+    json_decref(st->headers);
+    json_decref(st->events);
+    free(st->blob);
+    memset(st, 0, sizeof *st);
+}
+
+struct bk_call *bk_call_new(const msgpack_object *args)
+{
+    struct bk_call *c = calloc(1, sizeof *c);
+    c->st = calloc(1, sizeof *c->st);
+    c->args = args;
+    c->command = c->message_id = c->correlation_id = c->client_ip = c->request_url = "";
+    return c;
+}
+
+void bk_call_free(struct bk_call *c)
+{
+    if (!c)
+        return;
+    call_state_free(c->st);
+    free(c->st);
+    free(c);
+}
+
+int bk_call_status(const struct bk_call *c)
+{
+    return c->st->replied ? c->st->status : 0;
+}
+
+const json_t *bk_call_body(const struct bk_call *c)
+{
+    return c->st->body;
+}
+
+/* ---- errors and replies --------------------------------------------------- */
+
+json_t *bk_errors_of(struct bk_call *c, const char *field)
+{
+    if (!c->st->errors)
+        c->st->errors = json_object();
+    json_t *list = json_object_get(c->st->errors, field);
+    if (!list) {
+        list = json_array();
+        json_object_set_new(c->st->errors, field, list);
+    }
+    return list;
+}
+
+void bk_error(struct bk_call *c, const char *field, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_array_append_new(bk_errors_of(c, field), json_string(msg));
+}
+
+bool bk_failed(const struct bk_call *c)
+{
+    return c->st->not_found || (c->st->errors && json_object_size(c->st->errors) > 0);
+}
+
+int bk_reply(struct bk_call *c, int status, json_t *body)
+{
+    json_decref(c->st->body);
+    c->st->status = status;
+    c->st->body = body;
+    c->st->replied = true;
+    return 0;
+}
+
+int bk_reply_text(struct bk_call *c, int status, const char *json_text)
+{
+    json_error_t err;
+    json_t *v = json_loads(json_text, JSON_DECODE_ANY, &err);
+    if (!v) {
+        bk_log(BK_ERROR, c->correlation_id, "reply is not JSON: %s", err.text);
+        return -1;
+    }
+    return bk_reply(c, status, v);
+}
+
+int bk_reply_detail(struct bk_call *c, int status, const char *detail)
+{
+    return bk_reply(c, status, json_pack("{s:s}", "detail", detail));
+}
+
+int bk_reply_code(struct bk_call *c, int status, const char *detail, const char *code)
+{
+    return bk_reply(c, status, json_pack("{s:s, s:s}", "detail", detail, "code", code));
+}
+
+int bk_reply_invalid(struct bk_call *c)
+{
+    if (c->st->not_found)
+        return bk_reply_detail(c, 404, c->st->page_invalid ? "Invalid page." : "Not found.");
+    json_t *e = c->st->errors ? json_incref(c->st->errors) : json_object();
+    return bk_reply(c, 400, e);
+}
+
+int bk_reply_blob(struct bk_call *c, const char *content_type, const char *etag, const void *data,
+                  size_t len)
+{
+    free(c->st->blob);
+    c->st->blob = malloc(len ? len : 1);
+    if (!c->st->blob)
+        return -1;
+    memcpy(c->st->blob, data, len);
+    c->st->blob_len = len;
+    return bk_reply(c, 200, json_pack("{s:s, s:s}", "content_type", content_type, "etag", etag));
+}
+
+void bk_commit_anyway(struct bk_call *c)
+{
+    c->st->commit_anyway = true;
+}
+
+void bk_reply_header(struct bk_call *c, const char *name, const char *value)
+{
+    if (!c->st->headers)
+        c->st->headers = json_object();
+    json_object_set_new(c->st->headers, name, json_string(value));
+}
+
+/* ---- arguments ------------------------------------------------------------ */
+
+const msgpack_object *bk_arg(struct bk_call *c, const char *key)
+{
+    const msgpack_object *o = bk_codec_get(c->args, key);
+    return o && o->type != MSGPACK_OBJECT_NIL ? o : NULL;
+}
+
+bool bk_arg_present(struct bk_call *c, const char *key)
+{
+    return bk_codec_get(c->args, key) != NULL;
+}
+
+/* Absent, null and required: records DRF's message. Returns the object or
+ * NULL when there is nothing to parse. */
+static const msgpack_object *arg_get(struct bk_call *c, const char *key, unsigned flags)
+{
+    const msgpack_object *o = bk_codec_get(c->args, key);
+    if (!o) {
+        if (flags & BK_REQUIRED)
+            bk_error(c, key, "This field is required.");
+        return NULL;
+    }
+    if (o->type == MSGPACK_OBJECT_NIL) {
+        if (flags & BK_REQUIRED)
+            bk_error(c, key, "This field may not be null.");
+        return NULL;
+    }
+    return o;
+}
+
+static size_t utf8_chars(const char *s, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (((unsigned char)s[i] & 0xc0) != 0x80)
+            k++;
+    return k;
+}
+
+const char *bk_arg_str(struct bk_call *c, const char *key, unsigned flags, size_t max)
+{
+    const msgpack_object *o = arg_get(c, key, flags);
+    if (!o)
+        return NULL;
+    const char *p;
+    size_t n;
+    char num[32];
+    if (o->type == MSGPACK_OBJECT_STR) {
+        p = o->via.str.ptr;
+        n = o->via.str.size;
+    } else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+               o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        /* DRF's CharField takes numbers and turns them into text */
+        n = (size_t)(o->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                         ? snprintf(num, sizeof num, "%llu", (unsigned long long)o->via.u64)
+                         : snprintf(num, sizeof num, "%lld", (long long)o->via.i64));
+        p = num;
+    } else {
+        bk_error(c, key, "Not a valid string.");
+        return NULL;
+    }
+    if (n && memchr(p, '\0', n)) {
+        bk_error(c, key, "Null characters are not allowed.");
+        return NULL;
+    }
+    if (!(flags & BK_NO_TRIM)) {
+        while (n && isspace((unsigned char)*p))
+            p++, n--;
+        while (n && isspace((unsigned char)p[n - 1]))
+            n--;
+    }
+    if (n == 0 && !(flags & BK_ALLOW_BLANK)) {
+        bk_error(c, key, "This field may not be blank.");
+        return NULL;
+    }
+    if (utf8_chars(p, n) > max) {
+        bk_error(c, key, "Ensure this field has no more than %zu characters.", max);
+        return NULL;
+    }
+    char *s = bk_alloc(c, n + 1);
+    if (n)
+        memcpy(s, p, n);
+    s[n] = '\0';
+    return s;
+}
+
+/* Parses a whole decimal integer with optional sign and surrounding spaces. */
+static bool parse_int(const char *p, size_t n, int64_t *out)
+{
+    char buf[32];
+    while (n && isspace((unsigned char)*p))
+        p++, n--;
+    while (n && isspace((unsigned char)p[n - 1]))
+        n--;
+    if (n == 0 || n >= sizeof buf)
+        return false;
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    size_t i = (buf[0] == '-' || buf[0] == '+') ? 1 : 0;
+    if (i == n)
+        return false;
+    for (size_t j = i; j < n; j++)
+        if (!isdigit((unsigned char)buf[j]))
+            return false;
+    errno = 0;
+    long long v = strtoll(buf, NULL, 10);
+    if (errno)
+        return false;
+    *out = v;
+    return true;
+}
+
+bool bk_arg_int(struct bk_call *c, const char *key, unsigned flags, int64_t min, int64_t max,
+                int64_t *out)
+{
+    const msgpack_object *o = arg_get(c, key, flags);
+    if (!o)
+        return false;
+    int64_t v = 0;
+    bool ok = false;
+    switch (o->type) {
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        ok = o->via.u64 <= (uint64_t)INT64_MAX;
+        v = (int64_t)o->via.u64;
+        break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        ok = true;
+        v = o->via.i64;
+        break;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        ok = isfinite(o->via.f64) && o->via.f64 == floor(o->via.f64) && fabs(o->via.f64) < 9e15;
+        v = ok ? (int64_t)o->via.f64 : 0;
+        break;
+    case MSGPACK_OBJECT_STR:
+        ok = parse_int(o->via.str.ptr, o->via.str.size, &v);
+        break;
+    default:
+        break;
+    }
+    if (!ok) {
+        bk_error(c, key, "A valid integer is required.");
+        return false;
+    }
+    if (v < min) {
+        bk_error(c, key, "Ensure this value is greater than or equal to %lld.", (long long)min);
+        return false;
+    }
+    if (v > max) {
+        bk_error(c, key, "Ensure this value is less than or equal to %lld.", (long long)max);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool bk_arg_bool(struct bk_call *c, const char *key, unsigned flags, bool *out)
+{
+    static const char *const yes[] = {"true", "True", "TRUE", "1", "yes", "on", "y", "t", NULL};
+    static const char *const no[] = {"false", "False", "FALSE", "0", "no", "off", "n", "f", NULL};
+    const msgpack_object *o = arg_get(c, key, flags);
+    if (!o)
+        return false;
+    if (o->type == MSGPACK_OBJECT_BOOLEAN) {
+        *out = o->via.boolean;
+        return true;
+    }
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= 1) {
+        *out = o->via.u64 == 1;
+        return true;
+    }
+    if (o->type == MSGPACK_OBJECT_STR) {
+        for (int i = 0; yes[i]; i++)
+            if (bk_codec_str_eq(o, yes[i]))
+                return *out = true, true;
+        for (int i = 0; no[i]; i++)
+            if (bk_codec_str_eq(o, no[i]))
+                return *out = false, true;
+    }
+    bk_error(c, key, "Must be a valid boolean.");
+    return false;
+}
+
+const void *bk_arg_bin(struct bk_call *c, const char *key, unsigned flags, size_t max, size_t *len)
+{
+    const msgpack_object *o = arg_get(c, key, flags);
+    if (!o)
+        return NULL;
+    if (o->type != MSGPACK_OBJECT_BIN) {
+        bk_error(c, key, "The submitted data was not a file. Check the encoding type on the form.");
+        return NULL;
+    }
+    if (o->via.bin.size == 0) {
+        bk_error(c, key, "The submitted file is empty.");
+        return NULL;
+    }
+    if (o->via.bin.size > max) {
+        bk_error(c, key, "The submitted file is too large (at most %zu bytes).", max);
+        return NULL;
+    }
+    *len = o->via.bin.size;
+    return o->via.bin.ptr;
+}
+
+const char *bk_arg_id(struct bk_call *c, const char *key)
+{
+    const msgpack_object *o = bk_arg(c, key);
+    int64_t v = 0;
+    bool ok = false;
+    if (o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= (uint64_t)INT64_MAX) {
+        v = (int64_t)o->via.u64;
+        ok = true;
+    } else if (o && o->type == MSGPACK_OBJECT_STR) {
+        ok = parse_int(o->via.str.ptr, o->via.str.size, &v);
+    }
+    if (!ok || v <= 0) {
+        c->st->not_found = true;
+        return NULL;
+    }
+    return bk_strf(c, "%lld", (long long)v);
+}
+
+/* ---- SQL and events ------------------------------------------------------- */
+
+static PGresult *keep_result(struct bk_call *c, PGresult *r)
+{
+    if (!r) {
+        snprintf(c->st->sqlstate, sizeof c->st->sqlstate, "%s", "");
+        return NULL;
+    }
+    if (!bk_db_ok(r)) {
+        snprintf(c->st->sqlstate, sizeof c->st->sqlstate, "%s", bk_db_state(r));
+        const char *k = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
+        snprintf(c->st->constraint, sizeof c->st->constraint, "%s", k ? k : "");
+        /* constraint violations are answers the handler maps; anything
+         * else is worth a line in the log */
+        if (strncmp(c->st->sqlstate, "23", 2) != 0)
+            bk_log(BK_ERROR, c->correlation_id, "sql failed (%s): %s", c->st->sqlstate,
+                   PQresultErrorMessage(r));
+        PQclear(r);
+        return NULL;
+    }
+    if (c->st->n_results == MAX_RESULTS) {
+        /* a handler running more statements than this is a bug */
+        bk_log(BK_ERROR, c->correlation_id, "more than %d SQL results in one call", MAX_RESULTS);
+        PQclear(r);
+        return NULL;
+    }
+    c->st->results[c->st->n_results++] = r;
+    return r;
+}
+
+PGresult *bk_sql(struct bk_call *c, const char *sql, int n, const char *const *params)
+{
+    return keep_result(c, bk_db_exec(c->db, sql, n, params));
+}
+
+PGresult *bk_sql_bin(struct bk_call *c, const char *sql, int n, const char *const *values,
+                     const int *lengths, const int *formats)
+{
+    return keep_result(c, bk_db_exec_bin(c->db, sql, n, values, lengths, formats));
+}
+
+const char *bk_sql_state(const struct bk_call *c)
+{
+    return c->st->sqlstate;
+}
+
+const char *bk_sql_constraint(const struct bk_call *c)
+{
+    return c->st->constraint;
+}
+
+int bk_emit(struct bk_call *c, const char *event, json_t *data)
+{
+    if (!data)
+        return -1;
+    if (!c->st->events)
+        c->st->events = json_array();
+    char id[37], at[32];
+    bk_uuid4(id);
+    bk_rfc3339(bk_now_ms() * 1000, at);
+    json_t *ev = json_pack("{s:i, s:s, s:s, s:s, s:o}", "v", 1, "event", event, "id", id,
+                           "occurred_at", at, "data", data);
+    if (!ev)
+        return -1;
+    return json_array_append_new(c->st->events, ev);
+}
+
+int bk_emit_text(struct bk_call *c, const char *event, const char *data_json)
+{
+    json_error_t err;
+    return bk_emit(c, event, json_loads(data_json, JSON_DECODE_ANY, &err));
+}
+
+/* ---- the runtime ---------------------------------------------------------- */
+
+struct runtime {
+    const char *name;
+    const struct bk_command *commands;
+    amqp_connection_state_t amqp;
+    struct bk_db *db;
+    struct bk_outbox *outbox;
+    const char *key_dir;
+    long max_deliveries;
+};
+
+/* What we know of one delivery, read from its AMQP properties. */
+struct delivery {
+    uint64_t tag;
+    bool redelivered;
+    char command[128];
+    char message_id[64];
+    char correlation_id[128];
+    char reply_to[256];
+    char client_ip[64];
+    char request_url[1024];
+    char test_crash[32];
+    int64_t delivery_count;
+    int64_t sent_at_ms;    /* 0 when unknown */
+    int64_t expiration_ms; /* -1 when none */
+    amqp_bytes_t body;
+};
+
+static int64_t field_int(const amqp_field_value_t *v, bool *ok)
+{
+    *ok = true;
+    switch (v->kind) {
+    case AMQP_FIELD_KIND_I8:
+        return v->value.i8;
+    case AMQP_FIELD_KIND_U8:
+        return v->value.u8;
+    case AMQP_FIELD_KIND_I16:
+        return v->value.i16;
+    case AMQP_FIELD_KIND_U16:
+        return v->value.u16;
+    case AMQP_FIELD_KIND_I32:
+        return v->value.i32;
+    case AMQP_FIELD_KIND_U32:
+        return v->value.u32;
+    case AMQP_FIELD_KIND_I64:
+        return v->value.i64;
+    case AMQP_FIELD_KIND_U64:
+        return (int64_t)v->value.u64;
+    case AMQP_FIELD_KIND_TIMESTAMP:
+        return (int64_t)v->value.u64;
+    default:
+        *ok = false;
+        return 0;
+    }
+}
+
+static void read_delivery(const amqp_envelope_t *env, struct delivery *d)
+{
+    const amqp_basic_properties_t *p = &env->message.properties;
+    memset(d, 0, sizeof *d);
+    d->tag = env->delivery_tag;
+    d->redelivered = env->redelivered;
+    d->expiration_ms = -1;
+    d->body = env->message.body;
+    bk_amqp_cstr(env->routing_key, d->command, sizeof d->command);
+    if (p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG)
+        bk_amqp_cstr(p->message_id, d->message_id, sizeof d->message_id);
+    if (p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG)
+        bk_amqp_cstr(p->correlation_id, d->correlation_id, sizeof d->correlation_id);
+    if (p->_flags & AMQP_BASIC_REPLY_TO_FLAG)
+        bk_amqp_cstr(p->reply_to, d->reply_to, sizeof d->reply_to);
+    if (p->_flags & AMQP_BASIC_EXPIRATION_FLAG) {
+        char e[32];
+        bk_amqp_cstr(p->expiration, e, sizeof e);
+        char *end;
+        long long v = strtoll(e, &end, 10);
+        if (end != e && *end == '\0' && v >= 0)
+            d->expiration_ms = v;
+    }
+    if (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG)
+        d->sent_at_ms = (int64_t)p->timestamp * 1000 + 999; /* seconds: be lenient */
+    if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG))
+        return;
+    for (int i = 0; i < p->headers.num_entries; i++) {
+        const amqp_table_entry_t *e = &p->headers.entries[i];
+        char key[64];
+        bk_amqp_cstr(e->key, key, sizeof key);
+        bool ok;
+        if (strcmp(key, "x-delivery-count") == 0) {
+            int64_t v = field_int(&e->value, &ok);
+            if (ok)
+                d->delivery_count = v;
+        } else if (strcmp(key, "timestamp_in_ms") == 0) {
+            int64_t v = field_int(&e->value, &ok);
+            if (ok && v > 0)
+                d->sent_at_ms = v;
+        } else if (e->value.kind == AMQP_FIELD_KIND_UTF8 ||
+                   e->value.kind == AMQP_FIELD_KIND_BYTES) {
+            if (strcmp(key, "x-client-ip") == 0)
+                bk_amqp_cstr(e->value.value.bytes, d->client_ip, sizeof d->client_ip);
+            else if (strcmp(key, "x-request-url") == 0)
+                bk_amqp_cstr(e->value.value.bytes, d->request_url, sizeof d->request_url);
+            else if (strcmp(key, "x-test-crash") == 0)
+                bk_amqp_cstr(e->value.value.bytes, d->test_crash, sizeof d->test_crash);
+        }
+    }
+}
+
+/* Packs {"status", "body", "headers"?} into sb. */
+static int pack_reply(msgpack_sbuffer *sb, int status, const json_t *body, const json_t *headers,
+                      const void *blob, size_t blob_len)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, headers ? 3 : 2);
+    msgpack_pack_str_with_body(&pk, "status", 6);
+    msgpack_pack_int(&pk, status);
+    msgpack_pack_str_with_body(&pk, "body", 4);
+    if (blob && json_is_object(body)) {
+        /* the body's fields, then the bytes as bin: JSON cannot carry them */
+        const char *k;
+        json_t *v;
+        msgpack_pack_map(&pk, json_object_size(body) + 1);
+        json_object_foreach((json_t *)body, k, v)
+        {
+            msgpack_pack_str_with_body(&pk, k, strlen(k));
+            if (bk_json_pack(&pk, v))
+                return -1;
+        }
+        msgpack_pack_str_with_body(&pk, "data", 4);
+        msgpack_pack_bin_with_body(&pk, blob, blob_len);
+    } else if (body ? bk_json_pack(&pk, body) : msgpack_pack_nil(&pk)) {
+        return -1;
+    }
+    if (headers) {
+        msgpack_pack_str_with_body(&pk, "headers", 7);
+        if (bk_json_pack(&pk, headers))
+            return -1;
+    }
+    return 0;
+}
+
+static void send_reply_bytes(struct runtime *rt, const struct delivery *d, const void *buf,
+                             size_t len)
+{
+    if (!d->reply_to[0])
+        return;
+    amqp_basic_properties_t p;
+    p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+    p.content_type = amqp_cstring_bytes("application/msgpack");
+    p.delivery_mode = 1;
+    if (d->correlation_id[0]) {
+        p._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
+        p.correlation_id = amqp_cstring_bytes(d->correlation_id);
+    }
+    amqp_bytes_t body = {len, (void *)buf};
+    int rc = amqp_basic_publish(rt->amqp, 1, amqp_cstring_bytes(""),
+                                amqp_cstring_bytes(d->reply_to), 0, 0, &p, body);
+    if (rc != AMQP_STATUS_OK)
+        bk_log(BK_WARN, d->correlation_id, "reply to %s failed: %s", d->reply_to,
+               amqp_error_string2(rc));
+}
+
+static void send_reply(struct runtime *rt, const struct delivery *d, int status, json_t *body)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (pack_reply(&sb, status, body, NULL, NULL, 0) == 0)
+        send_reply_bytes(rt, d, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    json_decref(body);
+}
+
+static void send_detail(struct runtime *rt, const struct delivery *d, int status,
+                        const char *detail)
+{
+    send_reply(rt, d, status, json_pack("{s:s}", "detail", detail));
+}
+
+static void ack(struct runtime *rt, const struct delivery *d)
+{
+    amqp_basic_ack(rt->amqp, 1, d->tag, 0);
+}
+
+/* Into backend.dead through the queue's dead-letter exchange. */
+static void dead_letter(struct runtime *rt, const struct delivery *d)
+{
+    amqp_basic_reject(rt->amqp, 1, d->tag, 0);
+}
+
+/* Back to the queue for another delivery (x-delivery-count grows). */
+static void requeue(struct runtime *rt, const struct delivery *d)
+{
+    /* a little pause so a database restart is not burnt through at once */
+    usleep((useconds_t)(100000 * (d->delivery_count + 1)));
+    amqp_basic_nack(rt->amqp, 1, d->tag, 0, 1);
+}
+
+/* Verifies the access token against the command's rule. Returns 0 when the
+ * call may proceed, else the reply status it has already sent. */
+static int authenticate(struct runtime *rt, const struct delivery *d, const struct bk_command *cmd,
+                        const msgpack_object *auth, struct bk_call *c)
+{
+    memset(&c->actor, 0, sizeof c->actor);
+    bool has_token = auth && auth->type == MSGPACK_OBJECT_STR && auth->via.str.size > 0;
+    if (!has_token) {
+        if (cmd->auth == BK_PUBLIC)
+            return 0;
+        send_reply(rt, d, 401,
+                   json_pack("{s:s}", "detail", "Authentication credentials were not provided."));
+        return 401;
+    }
+    char token[BK_JWT_MAX + 1];
+    struct bk_jwt_claims cl;
+    enum bk_jwt_err e = BK_JWT_MALFORMED;
+    if (auth->via.str.size <= BK_JWT_MAX) {
+        memcpy(token, auth->via.str.ptr, auth->via.str.size);
+        token[auth->via.str.size] = '\0';
+        e = bk_jwt_verify(rt->key_dir, token, bk_now_ms() / 1000, &cl);
+    }
+    if (e != BK_JWT_OK || strcmp(cl.token_type, "access") != 0) {
+        /* public commands ignore credentials, as simplejwt's token views
+         * and a register view with no authentication classes do */
+        if (cmd->auth == BK_PUBLIC)
+            return 0;
+        send_reply(rt, d, 401,
+                   json_pack("{s:s, s:s}", "detail", "Given token not valid for any token type",
+                             "code", "token_not_valid"));
+        return 401;
+    }
+    c->actor.authenticated = true;
+    snprintf(c->actor.jti, sizeof c->actor.jti, "%s", cl.jti);
+    snprintf(c->actor.family, sizeof c->actor.family, "%s", cl.family);
+    if (cl.service[0]) {
+        snprintf(c->actor.service, sizeof c->actor.service, "%s", cl.service);
+        if (cmd->auth == BK_USER_OR_SERVICE || cmd->auth == BK_PUBLIC)
+            return 0;
+        send_detail(rt, d, 403, "You do not have permission to perform this action.");
+        return 403;
+    }
+    /* The token says who; the database says whether that user still exists,
+     * is active and is staff now (a demoted staff user loses access at once). */
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)cl.user_id);
+    const char *params[] = {id};
+    PGresult *r =
+        bk_db_exec(rt->db, "SELECT is_active, is_staff, role FROM users WHERE id = $1", 1, params);
+    if (!bk_db_ok(r)) {
+        PQclear(r);
+        return -1;
+    }
+    if (PQntuples(r) == 0 || strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
+        bool gone = PQntuples(r) == 0;
+        PQclear(r);
+        send_reply(rt, d, 401,
+                   json_pack("{s:s, s:s}", "detail", gone ? "User not found" : "User is inactive",
+                             "code", gone ? "user_not_found" : "user_inactive"));
+        return 401;
+    }
+    c->actor.user_id = cl.user_id;
+    c->actor.is_staff = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
+    snprintf(c->actor.role, sizeof c->actor.role, "%s", PQgetvalue(r, 0, 2));
+    PQclear(r);
+    if (cmd->auth == BK_STAFF && !c->actor.is_staff) {
+        send_detail(rt, d, 403, "You do not have permission to perform this action.");
+        return 403;
+    }
+    return 0;
+}
+
+/* SHA-256 of the command name and its re-packed args: the same message_id
+ * with other content is a client bug we refuse rather than answer wrongly. */
+static void fingerprint(const char *command, const msgpack_object *args,
+                        unsigned char out[crypto_hash_sha256_BYTES])
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_object(&pk, *args);
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const unsigned char *)command, strlen(command) + 1);
+    crypto_hash_sha256_update(&st, (const unsigned char *)sb.data, sb.size);
+    crypto_hash_sha256_final(&st, out);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static const char SQL_INBOX_GET[] = "SELECT fingerprint, reply FROM inbox WHERE message_id = $1";
+static const char SQL_INBOX_PUT[] =
+    "INSERT INTO inbox (message_id, command, fingerprint, status, reply) "
+    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id) DO NOTHING RETURNING 1";
+static const char SQL_OUTBOX_PUT[] =
+    "INSERT INTO outbox (event_id, routing_key, body) VALUES ($1, $2, $3)";
+
+/* Sends the stored reply of message_id if there is one. Returns 1 when it
+ * did, 0 when there is none, -1 on a database failure. */
+static int replay_stored(struct runtime *rt, const struct delivery *d,
+                         const unsigned char fp[crypto_hash_sha256_BYTES])
+{
+    const char *params[] = {d->message_id};
+    PGresult *r = bk_db_exec(rt->db, SQL_INBOX_GET, 1, params);
+    int rc = -1;
+    if (!bk_db_ok(r))
+        goto out;
+    rc = 0;
+    if (PQntuples(r) == 0)
+        goto out;
+    rc = 1;
+    size_t fplen = 0, len = 0;
+    unsigned char *stored_fp = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 0), &fplen);
+    unsigned char *reply = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 1), &len);
+    if (stored_fp && fplen == crypto_hash_sha256_BYTES &&
+        memcmp(stored_fp, fp, crypto_hash_sha256_BYTES) != 0) {
+        send_detail(rt, d, 422,
+                    "This message_id (or Idempotency-Key) was already used for another request.");
+    } else if (reply) {
+        send_reply_bytes(rt, d, reply, len);
+    }
+    PQfreemem(stored_fp);
+    PQfreemem(reply);
+out:
+    PQclear(r);
+    return rc;
+}
+
+/* Stores message_id and its reply. Returns 1 when stored, 0 when the id was
+ * there already (a concurrent duplicate won), -1 on failure. */
+static int store_reply(struct runtime *rt, const struct delivery *d,
+                       const unsigned char fp[crypto_hash_sha256_BYTES], int status,
+                       const msgpack_sbuffer *reply)
+{
+    char st[8];
+    snprintf(st, sizeof st, "%d", status);
+    const char *v[] = {d->message_id, d->command, (const char *)fp, st, reply->data};
+    const int len[] = {0, 0, crypto_hash_sha256_BYTES, 0, (int)reply->size};
+    const int fmt[] = {0, 0, 1, 0, 1};
+    PGresult *r = bk_db_exec_bin(rt->db, SQL_INBOX_PUT, 5, v, len, fmt);
+    int rc = !bk_db_ok(r) ? -1 : PQntuples(r) == 1 ? 1 : 0;
+    if (rc < 0)
+        bk_log(BK_ERROR, d->correlation_id, "inbox insert failed: %s",
+               r ? PQresultErrorMessage(r) : "connection lost");
+    PQclear(r);
+    return rc;
+}
+
+static int store_events(struct runtime *rt, const struct delivery *d, json_t *events)
+{
+    size_t i;
+    json_t *ev;
+    json_array_foreach(events, i, ev)
+    {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        bk_json_pack(&pk, ev);
+        const char *v[] = {json_string_value(json_object_get(ev, "id")),
+                           json_string_value(json_object_get(ev, "event")), sb.data};
+        const int len[] = {0, 0, (int)sb.size};
+        const int fmt[] = {0, 0, 1};
+        PGresult *r = bk_db_exec_bin(rt->db, SQL_OUTBOX_PUT, 3, v, len, fmt);
+        bool ok = bk_db_ok(r);
+        if (!ok)
+            bk_log(BK_ERROR, d->correlation_id, "outbox insert failed: %s",
+                   r ? PQresultErrorMessage(r) : "connection lost");
+        PQclear(r);
+        msgpack_sbuffer_destroy(&sb);
+        if (!ok)
+            return -1;
+    }
+    return 0;
+}
+
+static void maybe_crash(const struct delivery *d, const char *when)
+{
+#ifdef BK_TEST_HOOKS
+    /* tests make a copy die at a chosen point, once: the redelivery runs */
+    if (!d->redelivered && strcmp(d->test_crash, when) == 0) {
+        bk_log(BK_WARN, d->correlation_id, "test hook: SIGKILL %s", when);
+        raise(SIGKILL);
+    }
+#else
+    (void)d, (void)when;
+#endif
+}
+
+/* Runs a write command: inbox, transaction, outbox. The reply is sent and
+ * the delivery acked or requeued here. */
+static void run_write(struct runtime *rt, const struct delivery *d, const struct bk_command *cmd,
+                      struct bk_call *c)
+{
+    unsigned char fp[crypto_hash_sha256_BYTES];
+    msgpack_sbuffer reply;
+    msgpack_sbuffer_init(&reply);
+    fingerprint(d->command, c->args, fp);
+
+    int stored = replay_stored(rt, d, fp);
+    if (stored < 0)
+        goto retry;
+    if (stored > 0) {
+        ack(rt, d);
+        goto out;
+    }
+    if (bk_db_simple(rt->db, "BEGIN") != 0)
+        goto retry;
+    int rc = cmd->handler(c);
+    if (rc != 0 || !c->st->replied || c->st->status >= 500) {
+        bk_db_simple(rt->db, "ROLLBACK");
+        goto retry;
+    }
+    if (pack_reply(&reply, c->st->status, c->st->body, c->st->headers, c->st->blob,
+                   c->st->blob_len) != 0) {
+        bk_db_simple(rt->db, "ROLLBACK");
+        goto retry;
+    }
+    bool success = c->st->status < 400 || c->st->commit_anyway;
+    if (!success) {
+        /* a refusal has no effect: drop whatever the handler did, but keep
+         * the answer so a repeat gets the same one */
+        bk_db_simple(rt->db, "ROLLBACK");
+    }
+    int put = store_reply(rt, d, fp, c->st->status, &reply);
+    if (put < 0) {
+        if (success)
+            bk_db_simple(rt->db, "ROLLBACK");
+        goto retry;
+    }
+    if (put == 0) {
+        /* a concurrent copy of this message committed first: ours is undone
+         * and the caller gets the first reply */
+        if (success)
+            bk_db_simple(rt->db, "ROLLBACK");
+        if (replay_stored(rt, d, fp) < 0)
+            goto retry;
+        ack(rt, d);
+        goto out;
+    }
+    if (success) {
+        if ((c->st->events && store_events(rt, d, c->st->events) != 0) ||
+            bk_db_simple(rt->db, "COMMIT") != 0) {
+            bk_db_simple(rt->db, "ROLLBACK");
+            goto retry;
+        }
+        if (c->st->events)
+            bk_outbox_wake(rt->outbox);
+    }
+    maybe_crash(d, "after-commit");
+    send_reply_bytes(rt, d, reply.data, reply.size);
+    ack(rt, d);
+    goto out;
+retry:
+    bk_log(BK_WARN, d->correlation_id, "%s failed (delivery %lld), will be retried", d->command,
+           (long long)d->delivery_count + 1);
+    requeue(rt, d);
+out:
+    msgpack_sbuffer_destroy(&reply);
+}
+
+static void run_read(struct runtime *rt, const struct delivery *d, const struct bk_command *cmd,
+                     struct bk_call *c)
+{
+    int rc = cmd->handler(c);
+    if (rc != 0 || !c->st->replied || c->st->status >= 500) {
+        requeue(rt, d);
+        return;
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (pack_reply(&sb, c->st->status, c->st->body, c->st->headers, c->st->blob, c->st->blob_len) ==
+        0)
+        send_reply_bytes(rt, d, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    ack(rt, d);
+}
+
+/* "<worker>.health" is built in: the bridge's health check travels the path
+ * of a real command and reports whether this worker reaches the database. */
+static bool is_health(const struct runtime *rt, const char *command)
+{
+    size_t n = strlen(rt->name);
+    return strncmp(command, rt->name, n) == 0 && strcmp(command + n, ".health") == 0;
+}
+
+static void answer_health(struct runtime *rt, const struct delivery *d)
+{
+    PGresult *r = bk_db_ensure(rt->db) == 0 ? bk_db_exec(rt->db, "SELECT 1", 0, NULL) : NULL;
+    bool ok = bk_db_ok(r);
+    PQclear(r);
+    send_reply(rt, d, ok ? 200 : 503,
+               json_pack("{s:s, s:s}", "worker", rt->name, "database", ok ? "ok" : "unavailable"));
+}
+
+static void process(struct runtime *rt, const amqp_envelope_t *env)
+{
+    struct delivery d;
+    read_delivery(env, &d);
+    const char *cid = d.correlation_id;
+    msgpack_unpacked msg;
+    msgpack_unpacked_init(&msg);
+
+    if (d.delivery_count >= rt->max_deliveries) {
+        bk_log(BK_ERROR, cid, "%s failed %lld deliveries: dead-lettered", d.command,
+               (long long)d.delivery_count);
+        send_detail(rt, &d, 500, "A server error occurred.");
+        dead_letter(rt, &d);
+        goto out;
+    }
+    if (d.expiration_ms >= 0 && d.sent_at_ms > 0 && bk_now_ms() > d.sent_at_ms + d.expiration_ms) {
+        bk_log(BK_INFO, cid, "%s expired before it could run: dead-lettered", d.command);
+        dead_letter(rt, &d);
+        goto out;
+    }
+    const char *why = NULL;
+    char whybuf[160];
+    const struct bk_command *cmd = NULL;
+    if (bk_codec_unpack(d.body.bytes, d.body.len, &msg, &why) != 0) {
+        /* why is set */
+    } else if (msg.data.type != MSGPACK_OBJECT_MAP) {
+        why = "the body is not a map";
+    } else if (!bk_codec_get(&msg.data, "v") ||
+               bk_codec_get(&msg.data, "v")->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+               bk_codec_get(&msg.data, "v")->via.u64 != 1) {
+        why = "\"v\" must be 1";
+    } else if (bk_codec_get(&msg.data, "auth") &&
+               bk_codec_get(&msg.data, "auth")->type != MSGPACK_OBJECT_NIL &&
+               bk_codec_get(&msg.data, "auth")->type != MSGPACK_OBJECT_STR) {
+        why = "\"auth\" must be a string or nil";
+    } else if (!bk_codec_get(&msg.data, "args") ||
+               bk_codec_get(&msg.data, "args")->type != MSGPACK_OBJECT_MAP) {
+        why = "\"args\" must be a map";
+    } else if (!bk_uuid_valid(d.message_id, strlen(d.message_id))) {
+        why = "message_id must be a UUID";
+    } else {
+        for (const struct bk_command *k = rt->commands; k->name; k++)
+            if (strcmp(k->name, d.command) == 0)
+                cmd = k;
+        if (!cmd && is_health(rt, d.command)) {
+            answer_health(rt, &d);
+            ack(rt, &d);
+            goto out;
+        }
+        if (!cmd) {
+            snprintf(whybuf, sizeof whybuf, "Unknown command \"%.100s\".", d.command);
+            bk_log(BK_WARN, cid, "%s", whybuf);
+            send_detail(rt, &d, 400, whybuf);
+            dead_letter(rt, &d);
+            goto out;
+        }
+    }
+    if (why) {
+        snprintf(whybuf, sizeof whybuf, "Malformed command: %s.", why);
+        bk_log(BK_WARN, cid, "%s (%s): dead-lettered", whybuf, d.command);
+        send_detail(rt, &d, 400, whybuf);
+        dead_letter(rt, &d);
+        goto out;
+    }
+
+    if (bk_db_ensure(rt->db) != 0) {
+        requeue(rt, &d);
+        goto out;
+    }
+    struct bk_call_state st = {0};
+    struct bk_call c = {
+        .command = cmd->name,
+        .message_id = d.message_id,
+        .correlation_id = d.correlation_id,
+        .client_ip = d.client_ip,
+        .request_url = d.request_url,
+        .args = bk_codec_get(&msg.data, "args"),
+        .db = rt->db,
+        .st = &st,
+    };
+    int a = authenticate(rt, &d, cmd, bk_codec_get(&msg.data, "auth"), &c);
+    if (a < 0) {
+        requeue(rt, &d);
+    } else if (a > 0) {
+        ack(rt, &d);
+    } else if (cmd->flags & BK_READ) {
+        run_read(rt, &d, cmd, &c);
+    } else {
+        run_write(rt, &d, cmd, &c);
+    }
+    bk_log(BK_DEBUG, cid, "%s -> %d", d.command, st.status);
+    call_state_free(&st);
+out:
+    msgpack_unpacked_destroy(&msg);
+}
+
+/* Connects, declares the topology and starts consuming. 0 or -1. */
+static int consumer_open(struct runtime *rt, const char *queue)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s-worker-%d", rt->name, (int)getpid());
+    rt->amqp = bk_amqp_connect(name);
+    if (!rt->amqp)
+        return -1;
+    if (bk_amqp_declare_topology(rt->amqp, 1) != 0)
+        goto fail;
+    amqp_basic_qos(rt->amqp, 1, 0, (uint16_t)bk_config_long("amqp_prefetch", 16), 0);
+    if (bk_amqp_check(amqp_get_rpc_reply(rt->amqp), "basic.qos") != 0)
+        goto fail;
+    amqp_basic_consume(rt->amqp, 1, amqp_cstring_bytes(queue), amqp_empty_bytes, 0, 0, 0,
+                       amqp_empty_table);
+    if (bk_amqp_check(amqp_get_rpc_reply(rt->amqp), "basic.consume") != 0)
+        goto fail;
+    return 0;
+fail:
+    bk_amqp_close(rt->amqp);
+    rt->amqp = NULL;
+    return -1;
+}
+
+static int run_copy(const char *name, const struct bk_command *commands, int (*init)(void))
+{
+    struct runtime rt = {
+        .name = name,
+        .commands = commands,
+        .key_dir = bk_config_str("key_dir", ".run/keys"),
+        .max_deliveries = bk_config_long("max_deliveries", 5),
+    };
+    char queue[64];
+    snprintf(queue, sizeof queue, "%s.commands", name);
+    int status = 1;
+
+    if (init && init() != 0)
+        return 1;
+    rt.db = bk_db_open(30000);
+    if (!rt.db)
+        return 1;
+    rt.outbox = bk_outbox_start(name);
+    if (!rt.outbox)
+        goto out;
+
+    int backoff = 100;
+    /* copies start their housekeeping at different times */
+    int64_t next_housekeeping = bk_mono_ms() + (int64_t)randombytes_uniform(60000);
+    while (!stopping) {
+        if (housekeeping && bk_mono_ms() >= next_housekeeping) {
+            if (bk_db_ensure(rt.db) != 0 || housekeeping(rt.db) != 0)
+                bk_log(BK_WARN, NULL, "housekeeping failed, will try again");
+            next_housekeeping = bk_mono_ms() + (int64_t)housekeeping_interval_s * 1000;
+        }
+        if (!rt.amqp) {
+            if (consumer_open(&rt, queue) != 0) {
+                usleep((useconds_t)backoff * 1000);
+                backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+                continue;
+            }
+            backoff = 100;
+            bk_log(BK_INFO, NULL, "consuming %s", queue);
+        }
+        amqp_envelope_t env;
+        struct timeval tv = {1, 0};
+        amqp_maybe_release_buffers(rt.amqp);
+        amqp_rpc_reply_t r = amqp_consume_message(rt.amqp, &env, &tv, 0);
+        if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+            process(&rt, &env);
+            amqp_destroy_envelope(&env);
+            continue;
+        }
+        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+            r.library_error == AMQP_STATUS_TIMEOUT)
+            continue;
+        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+            r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+            /* a frame that is not a delivery: a close means reconnect */
+            amqp_frame_t f;
+            if (amqp_simple_wait_frame(rt.amqp, &f) == AMQP_STATUS_OK &&
+                f.frame_type == AMQP_FRAME_METHOD &&
+                f.payload.method.id != AMQP_CHANNEL_CLOSE_METHOD &&
+                f.payload.method.id != AMQP_CONNECTION_CLOSE_METHOD)
+                continue;
+        }
+        bk_log(BK_WARN, NULL, "broker connection lost, reconnecting");
+        amqp_destroy_connection(rt.amqp);
+        rt.amqp = NULL;
+    }
+    status = 0;
+out:
+    bk_outbox_stop(rt.outbox);
+    bk_amqp_close(rt.amqp);
+    bk_db_close(rt.db);
+    return status;
+}
+
+/* ---- supervisor ----------------------------------------------------------- */
+
+#define MAX_COPIES 32
+
+static pid_t spawn(const char *name, const struct bk_command *commands, int (*init)(void))
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int rc = run_copy(name, commands, init);
+        bk_log(BK_INFO, NULL, "copy exits (%d)", rc);
+        _exit(rc);
+    }
+    return pid;
+}
+
+int bk_worker_main(const char *name, const struct bk_command *commands, int (*init)(void), int argc,
+                   char **argv)
+{
+    (void)argc, (void)argv;
+    if (bk_config_load(NULL) != 0)
+        return 2;
+    bk_log_init(name);
+    if (sodium_init() < 0)
+        return 2;
+    char key[64];
+    snprintf(key, sizeof key, "%s_copies", name);
+    long copies = bk_config_long(key, bk_config_long("worker_copies", 2));
+    if (copies < 1 || copies > MAX_COPIES)
+        copies = 2;
+
+    struct sigaction sa = {0};
+    sa.sa_handler = on_stop; /* no SA_RESTART: waitpid and consume wake up */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    pid_t pids[MAX_COPIES];
+    int64_t started[MAX_COPIES];
+    for (long i = 0; i < copies; i++) {
+        pids[i] = spawn(name, commands, init);
+        started[i] = bk_mono_ms();
+    }
+    bk_log(BK_INFO, NULL, "%s worker started with %ld copies", name, copies);
+    while (!stopping) {
+        int st;
+        pid_t dead = waitpid(-1, &st, 0);
+        if (dead < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        for (long i = 0; i < copies; i++) {
+            if (pids[i] != dead || stopping)
+                continue;
+            bk_log(BK_WARN, NULL, "copy %d ended (%s %d), restarting", (int)dead,
+                   WIFSIGNALED(st) ? "signal" : "status",
+                   WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+            /* a copy that dies at once (no database) is not restarted in a
+             * tight loop */
+            if (bk_mono_ms() - started[i] < 1000)
+                sleep(1);
+            pids[i] = spawn(name, commands, init);
+            started[i] = bk_mono_ms();
+        }
+    }
+    for (long i = 0; i < copies; i++)
+        kill(pids[i], SIGTERM);
+    for (long i = 0; i < copies; i++)
+        waitpid(pids[i], NULL, 0);
+    bk_log(BK_INFO, NULL, "%s worker stopped", name);
+    bk_config_free();
+    return 0;
+}
+
+/* ---- money ---------------------------------------------------------------- */
+
+/* Python's repr of a float: the shortest digits that read back, written
+ * plainly when the exponent is in [-4, 16) ("100.0", "0.0001"), else as
+ * "1e+16". DRF reads a JSON number through it (str(float)). */
+static void py_repr(double v, char *out, size_t n)
+{
+    if (!isfinite(v)) {
+        snprintf(out, n, "%s", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+        return;
+    }
+    char e[40];
+    int prec = 0;
+    for (; prec < 17; prec++) {
+        snprintf(e, sizeof e, "%.*e", prec, v);
+        if (strtod(e, NULL) == v)
+            break;
+    }
+    int exp10 = atoi(strchr(e, 'e') + 1);
+    if (exp10 < -4 || exp10 >= 16) {
+        snprintf(out, n, "%s", e);
+        return;
+    }
+    int decimals = prec - exp10 > 0 ? prec - exp10 : 0;
+    int w = snprintf(out, n, "%.*f", decimals, v);
+    if (w > 0 && (size_t)w + 3 <= n && !strchr(out, '.'))
+        memcpy(out + w, ".0", 3);
+}
+
+/* Python's str() of what a client sent, for a choice error message. */
+static const char *choice_echo(struct bk_call *c, const msgpack_object *o)
+{
+    char buf[400];
+    switch (o->type) {
+    case MSGPACK_OBJECT_STR:
+        return bk_strf(c, "%.*s", (int)o->via.str.size, o->via.str.size ? o->via.str.ptr : "");
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        return bk_strf(c, "%llu", (unsigned long long)o->via.u64);
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return bk_strf(c, "%lld", (long long)o->via.i64);
+    case MSGPACK_OBJECT_BOOLEAN:
+        return o->via.boolean ? "True" : "False";
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        py_repr(o->via.f64, buf, sizeof buf);
+        return bk_strf(c, "%s", buf);
+    default: {
+        json_t *j = bk_json_from_msgpack(o);
+        char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        const char *out = s ? bk_strf(c, "%s", s) : "";
+        free(s);
+        json_decref(j);
+        return out;
+    }
+    }
+}
+
+const char *bk_arg_choice(struct bk_call *c, const char *key, unsigned flags,
+                          const char *const *choices)
+{
+    const msgpack_object *o = arg_get(c, key, flags);
+    if (!o)
+        return NULL;
+    for (int i = 0; choices[i]; i++)
+        if (bk_codec_str_eq(o, choices[i]))
+            return choices[i];
+    /* not through bk_error: its message buffer would cut a long echo */
+    const char *msg = bk_strf(c, "\"%s\" is not a valid choice.", choice_echo(c, o));
+    json_array_append_new(bk_errors_of(c, key), json_string(msg));
+    return NULL;
+}
+
+bool bk_arg_money(struct bk_call *c, const char *key, unsigned flags, int max_digits,
+                  int64_t min_cents, int64_t *cents)
+{
+    const msgpack_object *o = arg_get(c, key, flags);
+    if (!o)
+        return false;
+    char buf[64];
+    const char *p;
+    size_t n;
+    switch (o->type) {
+    case MSGPACK_OBJECT_STR:
+        p = o->via.str.size ? o->via.str.ptr : "";
+        n = o->via.str.size;
+        break;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        n = (size_t)snprintf(buf, sizeof buf, "%llu", (unsigned long long)o->via.u64);
+        p = buf;
+        break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        n = (size_t)snprintf(buf, sizeof buf, "%lld", (long long)o->via.i64);
+        p = buf;
+        break;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        if (!isfinite(o->via.f64)) {
+            bk_error(c, key, "A valid number is required.");
+            return false;
+        }
+        py_repr(o->via.f64, buf, sizeof buf);
+        p = buf;
+        n = strlen(buf);
+        break;
+    default:
+        bk_error(c, key, "A valid number is required.");
+        return false;
+    }
+    while (n && isspace((unsigned char)*p))
+        p++, n--;
+    while (n && isspace((unsigned char)p[n - 1]))
+        n--;
+    if (n > 1000) { /* DRF trims, then refuses over-long strings */
+        bk_error(c, key, "String value too large.");
+        return false;
+    }
+    /* sign, whole digits, optional point and fraction digits; nothing else
+     * (no exponent: "1e3" is refused, and so are NaN and Infinity) */
+    size_t i = 0;
+    bool neg = false;
+    if (i < n && (p[i] == '-' || p[i] == '+'))
+        neg = p[i++] == '-';
+    size_t int_start = i;
+    while (i < n && isdigit((unsigned char)p[i]))
+        i++;
+    size_t int_len = i - int_start, frac_start = i, frac_len = 0;
+    if (i < n && p[i] == '.') {
+        frac_start = ++i;
+        while (i < n && isdigit((unsigned char)p[i]))
+            i++;
+        frac_len = i - frac_start;
+    }
+    if (i != n || int_len + frac_len == 0) {
+        bk_error(c, key, "A valid number is required.");
+        return false;
+    }
+    /* DRF counts digits the way Decimal's tuple does: leading zeros of the
+     * whole part go, trailing zeros of the fraction stay */
+    size_t lead = 0;
+    while (lead < int_len && p[int_start + lead] == '0')
+        lead++;
+    size_t sig_int = int_len - lead;
+    size_t digits, decimals = frac_len;
+    if (sig_int > 0) {
+        digits = sig_int + frac_len;
+    } else {
+        size_t fz = 0;
+        while (fz < frac_len && p[frac_start + fz] == '0')
+            fz++;
+        size_t sig = frac_len - fz;
+        digits = sig ? sig : 1;
+        if (decimals > digits)
+            digits = decimals;
+    }
+    if ((int)digits > max_digits) {
+        bk_error(c, key, "Ensure that there are no more than %d digits in total.", max_digits);
+        return false;
+    }
+    if (decimals > 2) {
+        bk_error(c, key, "Ensure that there are no more than 2 decimal places.");
+        return false;
+    }
+    if ((int)(digits - decimals) > max_digits - 2) {
+        bk_error(c, key, "Ensure that there are no more than %d digits before the decimal point.",
+                 max_digits - 2);
+        return false;
+    }
+    int64_t v = 0;
+    for (size_t k = int_start; k < int_start + int_len; k++)
+        v = v * 10 + (p[k] - '0');
+    for (size_t k = 0; k < 2; k++)
+        v = v * 10 + (k < frac_len ? p[frac_start + k] - '0' : 0);
+    if (neg)
+        v = -v;
+    if (v < min_cents) {
+        bk_error(c, key, "Ensure this value is greater than or equal to %lld.%02lld.",
+                 (long long)(min_cents / 100), (long long)(llabs(min_cents) % 100));
+        return false;
+    }
+    *cents = v;
+    return true;
+}
+
+const char *bk_money_str(struct bk_call *c, int64_t cents)
+{
+    return bk_strf(c, "%s%lld.%02lld", cents < 0 ? "-" : "", (long long)(llabs(cents) / 100),
+                   (long long)(llabs(cents) % 100));
+}
+
+/* ---- lists ---------------------------------------------------------------- */
+
+bool bk_page_args(struct bk_call *c, struct bk_page *p)
+{
+    p->page = 1;
+    p->size = 20;
+    const msgpack_object *o = bk_arg(c, "page");
+    if (o) {
+        int64_t v = 0;
+        bool ok =
+            (o->type == MSGPACK_OBJECT_STR && parse_int(o->via.str.ptr, o->via.str.size, &v)) ||
+            (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 < 1000000000 &&
+             (v = (int64_t)o->via.u64, true));
+        if (!ok || v < 1 || v > 1000000000) {
+            c->st->not_found = true;
+            c->st->page_invalid = true;
+            return false;
+        }
+        p->page = v;
+    }
+    o = bk_arg(c, "page_size");
+    if (o) {
+        int64_t v = 0;
+        bool ok =
+            (o->type == MSGPACK_OBJECT_STR && parse_int(o->via.str.ptr, o->via.str.size, &v)) ||
+            (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+             (v = (int64_t)(o->via.u64 > 1000 ? 1000 : o->via.u64), true));
+        if (ok && v > 0)
+            p->size = v > 100 ? 100 : v; /* DRF: invalid sizes fall back to the default */
+    }
+    p->offset = (p->page - 1) * p->size;
+    p->limit_s = bk_strf(c, "%lld", (long long)p->size);
+    p->offset_s = bk_strf(c, "%lld", (long long)p->offset);
+    return true;
+}
+
+/* The request URL with page set to page (or removed when page is 1), as
+ * DRF's replace_query_param / remove_query_param do. */
+static json_t *page_link(struct bk_call *c, int64_t page)
+{
+    const char *url = c->request_url && *c->request_url ? c->request_url : "";
+    const char *q = strchr(url, '?');
+    size_t base = q ? (size_t)(q - url) : strlen(url);
+    size_t cap = strlen(url) + 64;
+    char *out = bk_alloc(c, cap);
+    size_t o = (size_t)snprintf(out, cap, "%.*s", (int)base, url);
+    char sep = '?';
+    if (q) {
+        const char *s = q + 1;
+        while (*s) {
+            const char *amp = strchr(s, '&');
+            size_t len = amp ? (size_t)(amp - s) : strlen(s);
+            if (!(len >= 5 && strncmp(s, "page=", 5) == 0) &&
+                !(len == 4 && strncmp(s, "page", 4) == 0) && len > 0) {
+                o += (size_t)snprintf(out + o, cap - o, "%c%.*s", sep, (int)len, s);
+                sep = '&';
+            }
+            s += len + (amp ? 1 : 0);
+        }
+    }
+    if (page > 1)
+        snprintf(out + o, cap - o, "%cpage=%lld", sep, (long long)page);
+    return json_string(out);
+}
+
+int bk_reply_page(struct bk_call *c, const struct bk_page *p, int64_t count, json_t *results)
+{
+    int64_t pages = count == 0 ? 1 : (count + p->size - 1) / p->size;
+    if (p->page > pages) {
+        json_decref(results);
+        return bk_reply_detail(c, 404, "Invalid page.");
+    }
+    json_t *next = p->page < pages ? page_link(c, p->page + 1) : json_null();
+    json_t *prev = p->page > 1 ? page_link(c, p->page - 1) : json_null();
+    return bk_reply(c, 200,
+                    json_pack("{s:I, s:o, s:o, s:o}", "count", (json_int_t)count, "next", next,
+                              "previous", prev, "results", results));
+}

@@ -1,0 +1,38 @@
+/* libFuzzer harness: any bytes through the bounded decoder and, when they
+ * decode, through the JSON conversion the bridge applies to replies and
+ * through every argument reader a handler uses. */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shared/codec.h"
+#include "shared/json.h"
+#include "shared/worker.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    msgpack_unpacked u;
+    const char *why;
+    if (bk_codec_unpack((const char *)data, size, &u, &why) == 0) {
+        json_t *j = bk_json_from_msgpack(&u.data);
+        json_decref(j);
+        struct bk_call *c = bk_call_new(&u.data);
+        static const char *const keys[] = {"", "a", "id", "page", "price", NULL};
+        for (int i = 0; keys[i]; i++) {
+            int64_t v;
+            bool b;
+            size_t n;
+            struct bk_page p;
+            bk_arg_str(c, keys[i], BK_REQUIRED, 5);
+            bk_arg_int(c, keys[i], BK_OPTIONAL, -5, 5, &v);
+            bk_arg_bool(c, keys[i], BK_OPTIONAL, &b);
+            bk_arg_money(c, keys[i], BK_OPTIONAL, 10, 1, &v);
+            bk_arg_id(c, keys[i]);
+            bk_arg_bin(c, keys[i], BK_OPTIONAL, 16, &n);
+            bk_page_args(c, &p);
+        }
+        bk_reply_invalid(c);
+        bk_call_free(c);
+    }
+    msgpack_unpacked_destroy(&u);
+    return 0;
+}

@@ -1,0 +1,991 @@
+#include "workers/bridge/http.h"
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shared/amqp.h"
+#include "shared/codec.h"
+#include "shared/config.h"
+#include "shared/json.h"
+#include "shared/jwt.h"
+#include "shared/log.h"
+#include "shared/util.h"
+#include "workers/bridge/openapi.h"
+#include "workers/bridge/request.h"
+#include "workers/bridge/routes.h"
+#include "workers/bridge/rpc.h"
+
+/* An over-limit or refused body up to this size is read and dropped so the
+ * client gets its answer on a connection that stays usable; a bigger one is
+ * answered at once and the connection closed. */
+#define DISCARD_MAX     (16u << 20)
+#define MAX_PARTS       64 /* fields of one multipart body */
+#define MAX_REPLY_HDRS  16
+#define POST_BUFFER     (64 * 1024)
+#define IMMUTABLE_CACHE "public, max-age=31536000, immutable"
+
+static struct {
+    struct MHD_Daemon *d;
+    int timeout_ms;
+    int health_timeout_ms;
+    size_t max_json, max_upload;
+    const char *key_dir;
+    char default_host[300];
+    char *openapi;
+} hs;
+
+enum phase {
+    PH_HEADERS, /* the first call: headers only */
+    PH_BODY,    /* reading the body (or waiting for the final call) */
+    PH_DISCARD, /* the answer is ready; dropping the body */
+    PH_WAIT,    /* suspended, the command in flight */
+};
+
+/* One HTTP request, from the URI callback to the completion callback. */
+struct req {
+    struct MHD_Connection *conn;
+    char *uri; /* the raw request target (path?query), for x-request-url */
+    enum phase phase;
+    bool has_body;
+    uint64_t content_length; /* 0 when absent (chunked) */
+    struct br_match match;
+
+    enum br_body_kind kind;
+    size_t limit;
+    uint64_t received; /* body bytes seen, kept or not */
+    char *body;
+    size_t len, cap;
+    struct MHD_PostProcessor *pp;
+    struct br_file *parts, *last_part; /* multipart fields in order; filename NULL: text */
+    int n_parts;
+    bool form_failed;
+
+    bool health;
+    char health_cmd[64];
+    char *request_url;
+    struct br_call call;
+
+    /* the answer; set by the AMQP thread before it resumes the connection */
+    struct MHD_Response *response;
+    unsigned status;
+};
+
+#define REQ_OF(c) ((struct req *)((char *)(c)-offsetof(struct req, call)))
+
+/* ---- responses ------------------------------------------------------------ */
+
+static const char fallback_500[] = "{\"detail\":\"A server error occurred.\"}";
+
+/* A JSON response; steals body. */
+static struct MHD_Response *json_response(json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    json_decref(body);
+    struct MHD_Response *resp =
+        text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE)
+             : MHD_create_response_from_buffer(sizeof fallback_500 - 1, (void *)fallback_500,
+                                               MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        free(text);
+        return NULL;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    return resp;
+}
+
+static struct MHD_Response *detail_response(const char *detail)
+{
+    return json_response(json_pack("{s:s}", "detail", detail));
+}
+
+/* DRF sends no Content-Type with an empty body (204, 304, a nil body). */
+static struct MHD_Response *empty_response(void)
+{
+    return MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+}
+
+/* The headers every response carries. */
+static void decorate(const struct req *r, unsigned status, struct MHD_Response *resp)
+{
+    MHD_add_response_header(resp, "X-Request-ID", r->call.request_id);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (status == 401 && !MHD_get_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"api\"");
+}
+
+static enum MHD_Result send_response(struct req *r, unsigned status, struct MHD_Response *resp)
+{
+    if (!resp)
+        return MHD_NO;
+    decorate(r, status, resp);
+    enum MHD_Result rc = MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    bk_log(BK_DEBUG, r->call.request_id, "%s -> %u", r->uri ? r->uri : "", status);
+    return rc;
+}
+
+/* Keeps the answer for the final call, dropping the body meanwhile (MHD
+ * closes the connection after an answer queued before the request is in).
+ * Sends it at once, closing, only to a client waiting for "100 Continue" or
+ * announcing a body too big to drain. Not for use while upload data is being
+ * processed (MHD forbids queueing then). */
+static enum MHD_Result answer_early(struct req *r, unsigned status, struct MHD_Response *resp)
+{
+    const char *expect = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Expect");
+    bool waiting_for_100 = expect && strcasecmp(expect, "100-continue") == 0;
+    if (r->has_body && (waiting_for_100 || r->content_length > DISCARD_MAX))
+        return send_response(r, status, resp);
+    if (!resp)
+        return MHD_NO;
+    decorate(r, status, resp);
+    r->response = resp;
+    r->status = status;
+    r->phase = PH_DISCARD;
+    return MHD_YES;
+}
+
+/* Frees what the body parsing holds. */
+static void drop_body(struct req *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->len = r->cap = 0;
+    if (r->pp) {
+        MHD_destroy_post_processor(r->pp);
+        r->pp = NULL;
+    }
+    br_request_free_files(r->parts);
+    r->parts = r->last_part = NULL;
+    r->n_parts = 0;
+}
+
+/* Keeps an answer decided while the body is arriving (413, a multipart
+ * error) for the final call, and drops the rest of the body. */
+static void answer_after_body(struct req *r, unsigned status, struct MHD_Response *resp)
+{
+    drop_body(r);
+    if (r->response)
+        MHD_destroy_response(r->response);
+    if (resp)
+        decorate(r, status, resp);
+    r->response = resp;
+    r->status = status;
+    r->phase = PH_DISCARD;
+}
+
+/* ---- replies (AMQP thread) ------------------------------------------------ */
+
+static bool header_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return false;
+    return true;
+}
+
+static bool header_value_ok(const char *s, size_t n)
+{
+    if (n > 1024)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+            return false;
+    return true;
+}
+
+/* Copies the reply's "headers" map (Retry-After...) into resp, leaving out
+ * what the bridge owns (framing, Content-Type, X-Request-ID). */
+static void copy_reply_headers(struct MHD_Response *resp, const msgpack_object *h)
+{
+    static const char *const owned[] = {"content-length",
+                                        "content-type",
+                                        "transfer-encoding",
+                                        "connection",
+                                        "x-request-id",
+                                        "keep-alive",
+                                        NULL};
+    if (!h || h->type != MSGPACK_OBJECT_MAP)
+        return;
+    for (uint32_t i = 0; i < h->via.map.size && i < MAX_REPLY_HDRS; i++) {
+        const msgpack_object *k = &h->via.map.ptr[i].key, *v = &h->via.map.ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR || v->type != MSGPACK_OBJECT_STR ||
+            !header_name_ok(k->via.str.ptr, k->via.str.size) ||
+            !header_value_ok(v->via.str.ptr, v->via.str.size))
+            continue;
+        char name[65], value[1025];
+        memcpy(name, k->via.str.ptr, k->via.str.size);
+        name[k->via.str.size] = '\0';
+        memcpy(value, v->via.str.ptr, v->via.str.size);
+        value[v->via.str.size] = '\0';
+        bool skip = false;
+        for (const char *const *o = owned; *o; o++)
+            skip |= strcasecmp(name, *o) == 0;
+        if (!skip)
+            MHD_add_response_header(resp, name, value);
+    }
+}
+
+/* A BR_RAW reply: {"content_type", "data", "etag"} as the bytes themselves. */
+static struct MHD_Response *raw_response(unsigned status, const msgpack_object *body)
+{
+    const msgpack_object *ct = bk_codec_get(body, "content_type");
+    const msgpack_object *data = bk_codec_get(body, "data");
+    const msgpack_object *etag = bk_codec_get(body, "etag");
+    const char *bytes = "";
+    size_t n = 0;
+    if (data && data->type == MSGPACK_OBJECT_BIN) {
+        bytes = data->via.bin.ptr;
+        n = data->via.bin.size;
+    } else if (data && data->type == MSGPACK_OBJECT_STR) {
+        bytes = data->via.str.ptr;
+        n = data->via.str.size;
+    } else if (status == 200) {
+        return NULL;
+    }
+    struct MHD_Response *resp =
+        status == 304 ? empty_response()
+                      : MHD_create_response_from_buffer(n, (void *)bytes, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return NULL;
+    char buf[260];
+    if (status == 200) {
+        if (ct && ct->type == MSGPACK_OBJECT_STR && ct->via.str.size > 0 &&
+            ct->via.str.size < 200 && header_value_ok(ct->via.str.ptr, ct->via.str.size))
+            snprintf(buf, sizeof buf, "%.*s", (int)ct->via.str.size, ct->via.str.ptr);
+        else
+            snprintf(buf, sizeof buf, "application/octet-stream");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, buf);
+    }
+    if (etag && etag->type == MSGPACK_OBJECT_STR && etag->via.str.size > 0 &&
+        etag->via.str.size < 200 && header_value_ok(etag->via.str.ptr, etag->via.str.size)) {
+        const char *e = etag->via.str.ptr;
+        bool quoted = e[0] == '"' || (etag->via.str.size > 2 && e[0] == 'W' && e[1] == '/');
+        snprintf(buf, sizeof buf, quoted ? "%.*s" : "\"%.*s\"", (int)etag->via.str.size, e);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, buf);
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, IMMUTABLE_CACHE);
+    return resp;
+}
+
+static struct MHD_Response *reply_response(const struct req *r, enum br_rpc_result res,
+                                           const msgpack_object *reply, unsigned *status)
+{
+    switch (res) {
+    case BR_RPC_TIMEOUT:
+        *status = 504;
+        return detail_response("Upstream timeout.");
+    case BR_RPC_UNAVAILABLE:
+        *status = 503;
+        return detail_response("Service unavailable.");
+    case BR_RPC_BAD_REPLY:
+        goto bad;
+    case BR_RPC_REPLY:
+        break;
+    }
+    const msgpack_object *st = bk_codec_get(reply, "status");
+    const msgpack_object *body = bk_codec_get(reply, "body");
+    if (!st || st->type != MSGPACK_OBJECT_POSITIVE_INTEGER || st->via.u64 < 200 ||
+        st->via.u64 > 599)
+        goto bad;
+    *status = (unsigned)st->via.u64;
+    struct MHD_Response *resp;
+    if ((r->match.route->flags & BR_RAW) &&
+        ((*status == 200 && body && body->type == MSGPACK_OBJECT_MAP) || *status == 304)) {
+        resp = raw_response(*status, body);
+    } else if (*status == 204 || *status == 304 || !body || body->type == MSGPACK_OBJECT_NIL) {
+        resp = empty_response();
+    } else {
+        json_t *j = bk_json_from_msgpack(body);
+        if (!j)
+            goto bad;
+        resp = json_response(j);
+    }
+    if (!resp)
+        goto bad;
+    copy_reply_headers(resp, bk_codec_get(reply, "headers"));
+    return resp;
+bad:
+    bk_log(BK_WARN, r->call.request_id, "%s: reply without a usable status or body",
+           r->call.command);
+    *status = 502;
+    return detail_response("Bad gateway.");
+}
+
+/* The health body: broker state, consumers per worker queue and what the
+ * probe said of the database ("ok", "unavailable" or "unknown"). */
+static json_t *health_body(const char *database, bool *up)
+{
+    struct br_rpc_health h;
+    br_rpc_health(&h);
+    json_t *queues = json_object();
+    bool all = true;
+    for (int i = 0; i < h.n_queues; i++) {
+        int c = h.consumers[i];
+        json_object_set_new(queues, h.queue[i],
+                            json_pack("{s:o}", "consumers", c < 0 ? json_null() : json_integer(c)));
+        all &= c > 0;
+    }
+    *up = h.broker_up;
+    return json_pack("{s:s, s:s, s:s, s:s, s:o}", "status", h.broker_up ? "ok" : "unavailable",
+                     "broker", h.broker_up ? "ok" : "unavailable", "workers",
+                     !h.broker_up ? "unknown"
+                     : all        ? "ok"
+                                  : "degraded",
+                     "database", database, "queues", queues);
+}
+
+static struct MHD_Response *health_response(enum br_rpc_result res, const msgpack_object *reply,
+                                            unsigned *status)
+{
+    const char *database = "unknown";
+    if (res == BR_RPC_REPLY) {
+        const msgpack_object *st = bk_codec_get(reply, "status");
+        bool ok = st && st->type == MSGPACK_OBJECT_POSITIVE_INTEGER && st->via.u64 == 200;
+        database = ok ? "ok" : "unavailable";
+    }
+    bool up;
+    json_t *body = health_body(database, &up);
+    *status = up ? 200 : 503;
+    return json_response(body);
+}
+
+/* Runs on the AMQP thread, once per call: builds the answer, then resumes
+ * the connection (after which r belongs to the MHD thread again). */
+static void on_done(struct br_call *call, enum br_rpc_result res, const msgpack_object *reply)
+{
+    struct req *r = REQ_OF(call);
+    unsigned status = 500;
+    struct MHD_Response *resp =
+        r->health ? health_response(res, reply, &status) : reply_response(r, res, reply, &status);
+    if (!resp) {
+        status = 500;
+        resp = MHD_create_response_from_buffer(sizeof fallback_500 - 1, (void *)fallback_500,
+                                               MHD_RESPMEM_PERSISTENT);
+    }
+    if (resp)
+        decorate(r, status, resp);
+    r->status = status;
+    r->response = resp;
+    MHD_resume_connection(r->conn);
+}
+
+/* Suspends the connection and hands the call to the AMQP thread. Suspending
+ * first means the resume can never come before the suspend. */
+static enum MHD_Result dispatch(struct req *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->call.client_ip,
+                  sizeof r->call.client_ip);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->call.client_ip,
+                  sizeof r->call.client_ip);
+    r->call.done = on_done;
+    r->call.request_url = r->request_url;
+    r->phase = PH_WAIT;
+    MHD_suspend_connection(r->conn);
+    if (br_rpc_submit(&r->call) != 0) {
+        static _Atomic int64_t last_log;
+        int64_t now = bk_mono_ms(), last = atomic_load(&last_log);
+        /* at most one line a second: an overload must not also flood the log */
+        if (now - last >= 1000 && atomic_compare_exchange_strong(&last_log, &last, now))
+            bk_log(BK_WARN, r->call.request_id, "too many requests in flight: answering 503");
+        struct MHD_Response *resp = detail_response("Service unavailable.");
+        if (resp)
+            decorate(r, 503, resp);
+        r->response = resp;
+        r->status = 503;
+        MHD_resume_connection(r->conn);
+    }
+    return MHD_YES;
+}
+
+/* ---- request → command ---------------------------------------------------- */
+
+struct query_ctx {
+    json_t *args;
+    bool bad;
+};
+
+static enum MHD_Result on_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                size_t key_size, const char *value, size_t value_size)
+{
+    struct query_ctx *q = cls;
+    json_t *v = json_stringn(value ? value : "", value ? value_size : 0);
+    /* the last of a repeated key wins, as it is set last */
+    if (!v || json_object_setn_new(q->args, key, key_size, v) != 0) {
+        q->bad = true;
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+/* The multipart fields into args (text) and the file list (bin). Returns 0,
+ * or -1 with *err set. A later field of the same name wins. */
+static int form_args(struct req *r, json_t *args, struct br_file **files, json_t **err)
+{
+    struct br_file **tail = files;
+    while (r->parts) {
+        struct br_file *p = r->parts;
+        r->parts = p->next;
+        p->next = NULL;
+        bool later = false;
+        for (struct br_file *q = r->parts; q; q = q->next)
+            later |= strcmp(q->name, p->name) == 0;
+        if (!p->filename) {
+            json_t *v = json_stringn(p->data ? p->data : "", p->len);
+            if (!v) {
+                *err = json_pack("{s:[s]}", p->name, "Not valid UTF-8.");
+                br_request_free_files(p);
+                return -1;
+            }
+            json_object_set_new(args, p->name, v);
+            br_request_free_files(p);
+            continue;
+        }
+        /* a browser's empty file input: no file */
+        if (later || (p->filename[0] == '\0' && p->len == 0)) {
+            br_request_free_files(p);
+            continue;
+        }
+        char key[300];
+        json_object_del(args, p->name);
+        snprintf(key, sizeof key, "%s_filename", p->name);
+        json_object_set_new(args, key, json_string(p->filename));
+        snprintf(key, sizeof key, "%s_content_type", p->name);
+        json_object_set_new(
+            args, key, json_string(p->content_type ? p->content_type : "application/octet-stream"));
+        *tail = p;
+        tail = &p->next;
+    }
+    r->last_part = NULL;
+    r->n_parts = 0;
+    return 0;
+}
+
+/* message_id: random, or derived from the Idempotency-Key of a write and the
+ * caller (the verified token's user or service, else "anon"), so a retry
+ * finds the stored reply. -1 for a malformed key. */
+static int make_message_id(struct req *r, const char *method, const char *url, const char *tok,
+                           size_t tok_len)
+{
+    bool write = strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+                 strcmp(method, "PATCH") == 0 || strcmp(method, "DELETE") == 0;
+    const char *key = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key");
+    if (!write || !key) {
+        bk_uuid4(r->call.message_id);
+        return 0;
+    }
+    if (!br_request_header_ok(key, 255))
+        return -1;
+    char scope[96] = "anon";
+    if (tok && tok_len > 0 && tok_len <= BK_JWT_MAX) {
+        char t[BK_JWT_MAX + 1];
+        struct bk_jwt_claims claims;
+        memcpy(t, tok, tok_len);
+        t[tok_len] = '\0';
+        enum bk_jwt_err e = bk_jwt_verify(hs.key_dir, t, (int64_t)time(NULL), &claims);
+        if (e == BK_JWT_OK && strcmp(claims.token_type, "access") == 0) {
+            if (claims.user_id)
+                snprintf(scope, sizeof scope, "user:%" PRId64, claims.user_id);
+            else if (claims.service[0])
+                snprintf(scope, sizeof scope, "service:%s", claims.service);
+        }
+    }
+    /* the path without its optional slash, so both spellings are one key */
+    size_t ulen = strlen(url);
+    if (ulen > 1 && url[ulen - 1] == '/')
+        ulen--;
+    char name[BR_MAX_PATH + 300];
+    int n = snprintf(name, sizeof name, "%s %.*s\n%s", method, (int)ulen, url, key);
+    if (n < 0 || (size_t)n >= sizeof name)
+        n = (int)sizeof name - 1;
+    bk_uuid_name(scope, name, (size_t)n, r->call.message_id);
+    return 0;
+}
+
+/* http://<Host><raw target>: the worker builds next/previous links from it. */
+static int make_request_url(struct req *r, const char *url)
+{
+    const char *host = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Host");
+    if (!host || !br_request_header_ok(host, 255) || strpbrk(host, " /\\\"<>?#@"))
+        host = hs.default_host;
+    const char *target = r->uri ? r->uri : url;
+    size_t n = strlen("http://") + strlen(host) + strlen(target) + 1;
+    r->request_url = malloc(n);
+    if (!r->request_url)
+        return -1;
+    snprintf(r->request_url, n, "http://%s%s", host, target);
+    return 0;
+}
+
+static enum MHD_Result send_detail(struct req *r, unsigned status, const char *detail)
+{
+    return send_response(r, status, detail_response(detail));
+}
+
+/* GET /api/health/: the broker and consumer counts the AMQP thread keeps,
+ * plus a "<worker>.health" probe (the worker runtime answers it with a
+ * SELECT 1) to report the database; see main.c for the why. */
+static enum MHD_Result health(struct req *r)
+{
+    struct br_rpc_health h;
+    br_rpc_health(&h);
+    int probe = -1;
+    for (int i = 0; i < h.n_queues && probe < 0; i++)
+        if (h.consumers[i] > 0)
+            probe = i;
+    if (!h.broker_up || probe < 0) {
+        bool up;
+        json_t *body = health_body("unknown", &up);
+        return send_response(r, up ? 200 : 503, json_response(body));
+    }
+    snprintf(r->health_cmd, sizeof r->health_cmd, "%s.health", bk_amqp_queues[probe].worker);
+    json_t *args = json_object();
+    int rc = br_request_pack(&r->call.body, NULL, 0, args, NULL);
+    json_decref(args);
+    if (rc != 0)
+        return send_detail(r, 500, "A server error occurred.");
+    r->health = true;
+    r->call.command = r->health_cmd;
+    r->call.timeout_ms = hs.health_timeout_ms;
+    bk_uuid4(r->call.message_id);
+    return dispatch(r);
+}
+
+static enum MHD_Result local_route(struct req *r, const struct br_route *route)
+{
+    struct MHD_Response *resp;
+    if (strcmp(route->command, "health") == 0)
+        return health(r);
+    if (strcmp(route->command, "openapi") == 0) {
+        resp =
+            MHD_create_response_from_buffer(strlen(hs.openapi), hs.openapi, MHD_RESPMEM_PERSISTENT);
+        if (resp)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        return send_response(r, 200, resp);
+    }
+    resp = MHD_create_response_from_buffer(strlen(br_openapi_docs_html),
+                                           (void *)br_openapi_docs_html, MHD_RESPMEM_PERSISTENT);
+    if (resp) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
+        MHD_add_response_header(resp, "Content-Security-Policy",
+                                "default-src 'self'; script-src 'unsafe-inline'; "
+                                "style-src 'unsafe-inline'; frame-ancestors 'none'");
+    }
+    return send_response(r, 200, resp);
+}
+
+/* The final call: the whole request is in. Builds the command and sends it. */
+static enum MHD_Result on_complete(struct req *r, const char *url, const char *method)
+{
+    const struct br_route *route = r->match.route;
+    json_t *args = NULL, *err = NULL;
+    struct br_file *files = NULL;
+    enum MHD_Result ret;
+
+    if (route->flags & BR_LOCAL)
+        return local_route(r, route);
+
+    if (r->has_body && r->kind == BR_BODY_JSON && r->len > 0) {
+        if (br_request_parse_json(r->body ? r->body : "", r->len, &args, &err) != 0) {
+            ret = send_response(r, 400, json_response(err));
+            goto out;
+        }
+    } else {
+        args = json_object();
+    }
+    if (r->pp) {
+        enum MHD_Result done = MHD_destroy_post_processor(r->pp);
+        r->pp = NULL;
+        if (done != MHD_YES || r->form_failed) {
+            ret = send_detail(r, 400, "Multipart form parse error - Invalid multipart body.");
+            goto out;
+        }
+        if (form_args(r, args, &files, &err) != 0) {
+            ret = send_response(r, 400, json_response(err));
+            goto out;
+        }
+    }
+
+    struct query_ctx q = {args, false};
+    MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, on_query, &q);
+    if (q.bad) {
+        ret = send_detail(r, 400, "Query parameters must be UTF-8.");
+        goto out;
+    }
+    for (int i = 0; i < r->match.n_params; i++) {
+        const struct br_param *p = &r->match.params[i];
+        json_t *v = json_stringn(p->value, p->value_len);
+        if (!v || json_object_setn_new(args, p->name, p->name_len, v) != 0) {
+            ret = send_detail(r, 404, "Not found.");
+            goto out;
+        }
+    }
+    if (strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0)
+        json_object_set_new(args, "partial", json_boolean(strcmp(method, "PATCH") == 0));
+    if (route->flags & BR_RAW) {
+        const char *inm = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "If-None-Match");
+        if (inm && br_request_header_ok(inm, 1024))
+            json_object_set_new(args, "if_none_match", json_string(inm));
+    }
+
+    const char *tok = NULL;
+    size_t tok_len = 0;
+    const char *authz =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!br_request_bearer(authz, &tok, &tok_len))
+        tok = NULL;
+    if (make_message_id(r, method, url, tok, tok_len) != 0) {
+        ret = send_detail(r, 400, "Invalid Idempotency-Key header.");
+        goto out;
+    }
+    if (make_request_url(r, url) != 0 ||
+        br_request_pack(&r->call.body, tok, tok_len, args, files) != 0) {
+        ret = send_detail(r, 500, "A server error occurred.");
+        goto out;
+    }
+    drop_body(r); /* packed: the copies are no longer needed while waiting */
+    if (!br_rpc_ready(route->command)) {
+        ret = send_detail(r, 503, "Service unavailable.");
+        goto out;
+    }
+    r->call.command = route->command;
+    r->call.timeout_ms = hs.timeout_ms;
+    ret = dispatch(r);
+out:
+    json_decref(args);
+    br_request_free_files(files);
+    return ret;
+}
+
+/* ---- body ---------------------------------------------------------------- */
+
+static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *filename, const char *content_type,
+                               const char *transfer_encoding, const char *data, uint64_t off,
+                               size_t size)
+{
+    struct req *r = cls;
+    struct br_file *p = r->last_part;
+    if (!key)
+        goto fail;
+    /* a field arrives in pieces (off > 0); an empty first piece may precede data */
+    bool same = p && strcmp(p->name, key) == 0 && (off > 0 || p->len == 0);
+    if (!same) {
+        if (r->n_parts >= MAX_PARTS)
+            goto fail;
+        p = calloc(1, sizeof *p);
+        if (!p)
+            goto fail;
+        p->name = strdup(key);
+        p->filename = filename ? strdup(filename) : NULL;
+        p->content_type = filename && content_type ? strdup(content_type) : NULL;
+        if (!p->name || (filename && !p->filename)) {
+            br_request_free_files(p);
+            goto fail;
+        }
+        if (r->last_part)
+            r->last_part->next = p;
+        else
+            r->parts = p;
+        r->last_part = p;
+        r->n_parts++;
+    }
+    if (size == 0)
+        return MHD_YES;
+    if (p->len + size > p->cap) {
+        size_t cap = p->cap ? p->cap : 4096;
+        while (cap < p->len + size)
+            cap *= 2;
+        char *d = realloc(p->data, cap);
+        if (!d)
+            goto fail;
+        p->data = d;
+        p->cap = cap;
+    }
+    memcpy(p->data + p->len, data, size);
+    p->len += size;
+    return MHD_YES;
+fail:
+    r->form_failed = true;
+    return MHD_NO;
+}
+
+static void on_data(struct req *r, const char *data, size_t n)
+{
+    r->received += n;
+    if (r->phase == PH_DISCARD)
+        return;
+    if (r->received > r->limit) {
+        answer_after_body(r, 413, detail_response("Request body too large."));
+        return;
+    }
+    if (r->kind == BR_BODY_JSON) {
+        if (r->len + n > r->cap) {
+            size_t cap = r->cap ? r->cap : 1024;
+            while (cap < r->len + n)
+                cap *= 2;
+            char *b = realloc(r->body, cap);
+            if (!b) {
+                answer_after_body(r, 500, detail_response("A server error occurred."));
+                return;
+            }
+            r->body = b;
+            r->cap = cap;
+        }
+        memcpy(r->body + r->len, data, n);
+        r->len += n;
+    } else if (r->pp) {
+        if (MHD_post_process(r->pp, data, n) != MHD_YES || r->form_failed)
+            answer_after_body(
+                r, 400,
+                detail_response(r->n_parts >= MAX_PARTS
+                                    ? "Multipart form parse error - Too many fields."
+                                    : "Multipart form parse error - Invalid multipart body."));
+    }
+}
+
+/* ---- the MHD callbacks ----------------------------------------------------- */
+
+/* The first call: headers only. Routes, and refuses what can be refused
+ * before the body. */
+static enum MHD_Result on_headers(struct req *r, const char *url, const char *method)
+{
+    r->phase = PH_BODY;
+    const char *rid = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-ID");
+    if (br_request_header_ok(rid, 128))
+        snprintf(r->call.request_id, sizeof r->call.request_id, "%s", rid);
+    else
+        bk_uuid4(r->call.request_id);
+
+    const char *cl =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    if (cl)
+        r->content_length = strtoull(cl, NULL, 10); /* MHD has validated it */
+    r->has_body = r->content_length > 0 || (te && !cl);
+
+    enum br_match_result m = br_routes_match(method, url, &r->match);
+    if (m == BR_MATCH_NO_PATH)
+        return answer_early(r, 404, detail_response("Not found."));
+    if (m == BR_MATCH_NO_METHOD) {
+        char allow[128], msg[96];
+        br_routes_allow(url, allow, sizeof allow);
+        snprintf(msg, sizeof msg, "Method \"%.32s\" not allowed.", method);
+        struct MHD_Response *resp = detail_response(msg);
+        if (resp)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+        return answer_early(r, 405, resp);
+    }
+    if (!r->has_body)
+        return MHD_YES;
+
+    const struct br_route *route = r->match.route;
+    const char *ct =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    r->kind = br_request_body_kind(ct);
+    if (r->kind == BR_BODY_OTHER || (r->kind == BR_BODY_MULTIPART && !route->upload)) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "Unsupported media type \"%.200s\" in request.", ct ? ct : "");
+        return answer_early(r, 415, detail_response(msg));
+    }
+    r->limit = route->max_body                ? route->max_body
+               : r->kind == BR_BODY_MULTIPART ? hs.max_upload
+                                              : hs.max_json;
+    if (r->content_length > r->limit)
+        return answer_early(r, 413, detail_response("Request body too large."));
+    if (r->kind == BR_BODY_MULTIPART) {
+        r->pp = MHD_create_post_processor(r->conn, POST_BUFFER, on_part, r);
+        if (!r->pp)
+            return answer_early(
+                r, 400,
+                detail_response(
+                    "Multipart form parse error - Invalid boundary in multipart: None"));
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    struct req *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        msgpack_sbuffer_init(&r->call.body);
+        *con_cls = r;
+    }
+    r->conn = conn;
+    if (r->phase == PH_HEADERS)
+        return on_headers(r, url, method);
+    if (*upload_data_size) {
+        on_data(r, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        /* a body we only drop, and longer than we are willing to read */
+        return r->phase == PH_DISCARD && r->received > DISCARD_MAX ? MHD_NO : MHD_YES;
+    }
+    if (r->response) {
+        struct MHD_Response *resp = r->response;
+        r->response = NULL;
+        enum MHD_Result rc = MHD_queue_response(conn, r->status, resp);
+        MHD_destroy_response(resp);
+        return rc;
+    }
+    if (r->phase == PH_DISCARD)
+        return MHD_NO; /* the answer could not be built (out of memory): close */
+    if (r->phase == PH_WAIT)
+        return MHD_YES; /* resumed without an answer: cannot happen, but never answer twice */
+    return on_complete(r, url, method);
+}
+
+/* Called once per request before its headers are parsed: the request's
+ * context starts here, holding the raw target (MHD gives the handler only
+ * the decoded path). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct req *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    msgpack_sbuffer_init(&r->call.body);
+    r->uri = strdup(uri);
+    return r;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct req *r = *con_cls;
+    if (!r)
+        return;
+    *con_cls = NULL;
+    drop_body(r);
+    if (r->response)
+        MHD_destroy_response(r->response);
+    msgpack_sbuffer_destroy(&r->call.body);
+    free(r->request_url);
+    free(r->uri);
+    free(r);
+}
+
+__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char buf[512];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    size_t n = strlen(buf);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    bk_log(BK_WARN, NULL, "http: %s", buf);
+}
+
+/* ---- start and stop -------------------------------------------------------- */
+
+int br_http_start(void)
+{
+    const char *host = bk_config_str("http_host", "127.0.0.1");
+    long port = bk_config_long("http_port", 8000);
+    long threads = bk_config_long("http_threads", 1);
+    long max_conn = bk_config_long("http_max_connections", 4096);
+    long idle_s = bk_config_long("http_idle_timeout_s", 30);
+    long header_bytes = bk_config_long("http_max_header_bytes", 65536);
+    hs.timeout_ms = (int)bk_config_long("http_timeout_ms", 5000);
+    hs.health_timeout_ms = (int)bk_config_long("http_health_timeout_ms", 2000);
+    if (hs.health_timeout_ms > hs.timeout_ms)
+        hs.health_timeout_ms = hs.timeout_ms;
+    hs.max_json = (size_t)bk_config_long("http_max_json_bytes", 1 << 20);
+    hs.max_upload = (size_t)bk_config_long("http_max_upload_bytes", 5 << 20);
+    hs.key_dir = bk_config_str("key_dir", ".run/keys");
+    if (port <= 0 || port > 65535 || hs.timeout_ms <= 0 || threads < 1 || threads > 64) {
+        bk_log(BK_ERROR, NULL, "http: bad http_port, http_timeout_ms or http_threads");
+        return -1;
+    }
+    snprintf(hs.default_host, sizeof hs.default_host, strchr(host, ':') ? "[%s]:%ld" : "%s:%ld",
+             host, port);
+
+    hs.openapi = br_openapi_json();
+    if (!hs.openapi)
+        return -1;
+
+    struct addrinfo hints = {0}, *ai = NULL;
+    char portstr[8];
+    snprintf(portstr, sizeof portstr, "%ld", port);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int gai = getaddrinfo(host, portstr, &hints, &ai);
+    if (gai != 0) {
+        bk_log(BK_ERROR, NULL, "http: cannot resolve %s: %s", host, gai_strerror(gai));
+        goto fail;
+    }
+    struct sockaddr_storage addr;
+    memcpy(&addr, ai->ai_addr, ai->ai_addrlen);
+    bool v6 = ai->ai_family == AF_INET6;
+    freeaddrinfo(ai);
+
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (v6)
+        flags |= MHD_USE_IPv6;
+    struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL},
+        {MHD_OPTION_SOCK_ADDR, 0, &addr},
+        {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, NULL},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)max_conn, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)idle_s, NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)header_bytes, NULL},
+        {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
+        {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)threads, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    hs.d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, NULL, MHD_OPTION_ARRAY,
+                            opts, MHD_OPTION_END);
+    if (!hs.d) {
+        bk_log(BK_ERROR, NULL, "http: cannot listen on %s:%ld", host, port);
+        goto fail;
+    }
+    bk_log(BK_INFO, NULL, "listening on http://%s/ (%ld thread%s)", hs.default_host, threads,
+           threads > 1 ? "s" : "");
+    return 0;
+fail:
+    free(hs.openapi);
+    hs.openapi = NULL;
+    return -1;
+}
+
+void br_http_quiesce(void)
+{
+    if (!hs.d)
+        return;
+    MHD_socket s = MHD_quiesce_daemon(hs.d);
+    if (s != MHD_INVALID_SOCKET)
+        close(s);
+}
+
+void br_http_stop(void)
+{
+    if (hs.d)
+        MHD_stop_daemon(hs.d);
+    hs.d = NULL;
+    free(hs.openapi);
+    hs.openapi = NULL;
+}

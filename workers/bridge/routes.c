@@ -1,0 +1,252 @@
+/* The route table and its matcher. No dependencies beyond libc, so the unit
+ * test can compile it in. */
+#include "workers/bridge/routes.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define PAGE "page,page_size"
+
+/* clang-format off */
+const struct br_route br_routes[] = {
+    /* method, pattern, command, auth, flags, upload, max_body, status, query, body, summary */
+
+    /* auth worker */
+    {"POST", "/api/auth/register/", "auth.register", BR_ANYONE, 0, NULL, 0, 201, NULL,
+     "username,email,password,password2,first_name,last_name,role", "Register a user"},
+    {"POST", "/api/auth/login/", "auth.login", BR_ANYONE, 0, NULL, 0, 200, NULL,
+     "username,email,password", "Log in by username or email: a refresh and an access token"},
+    {"POST", "/api/auth/token/refresh/", "auth.refresh", BR_ANYONE, 0, NULL, 0, 200, NULL,
+     "refresh", "Rotate a refresh token: a new access and refresh token"},
+    {"POST", "/api/auth/token/verify/", "auth.verify", BR_ANYONE, 0, NULL, 0, 200, NULL,
+     "token", "Verify a token"},
+    {"POST", "/api/auth/logout/", "auth.logout", BR_USER, 0, NULL, 0, 200, NULL,
+     "refresh", "Revoke a refresh token"},
+    {"POST", "/api/auth/logout/all/", "auth.logout_all", BR_USER, 0, NULL, 0, 200, NULL,
+     NULL, "Revoke every refresh token of the caller"},
+    {"POST", "/api/auth/password/change/", "auth.change_password", BR_USER, 0, NULL, 0, 200, NULL,
+     "old_password,new_password,new_password2", "Change the password: a fresh token pair"},
+    {"GET", "/api/auth/jwks.json", "auth.jwks", BR_ANYONE, 0, NULL, 0, 200, NULL,
+     NULL, "The token verification keys (JWKS)"},
+    {"POST", "/api/auth/password/reset/", "auth.reset_password", BR_ANYONE, 0, NULL, 0, 202, NULL,
+     "email", "Request a password reset mail"},
+    {"POST", "/api/auth/password/reset/confirm/", "auth.reset_password_confirm", BR_ANYONE, 0,
+     NULL, 0, 200, NULL, "uid,token,new_password,new_password2",
+     "Set a new password with a reset token"},
+
+    /* profile worker: users and the caller's profile */
+    {"GET", "/api/users/", "profile.list", BR_USER, 0, NULL, 0, 200, "search,role," PAGE,
+     NULL, "List users"},
+    {"GET", "/api/users/{id}/", "profile.get", BR_USER, 0, NULL, 0, 200, NULL,
+     NULL, "A user's profile with educations, certificates, achievements and resume"},
+    {"GET", "/api/users/{id}/resume/", "resume.get", BR_USER, 0, NULL, 0, 200, NULL,
+     NULL, "A user's resume"},
+    {"POST", "/api/users/{id}/follow/", "profile.follow", BR_USER, 0, NULL, 0, 201, NULL,
+     NULL, "Follow a user (200 when already following)"},
+    {"DELETE", "/api/users/{id}/follow/", "profile.unfollow", BR_USER, 0, NULL, 0, 204, NULL,
+     NULL, "Unfollow a user"},
+    {"GET", "/api/users/{id}/followers/", "profile.followers", BR_USER, 0, NULL, 0, 200, PAGE,
+     NULL, "A user's followers"},
+    {"GET", "/api/users/{id}/following/", "profile.following", BR_USER, 0, NULL, 0, 200, PAGE,
+     NULL, "The users a user follows"},
+    {"GET", "/api/profile/", "profile.me", BR_USER, 0, NULL, 0, 200, NULL,
+     NULL, "The caller's profile"},
+    {"PUT", "/api/profile/", "profile.update", BR_USER, 0, NULL, 0, 200, NULL,
+     "first_name,last_name,about,linkedin,github,phone_no,address,designation,company,"
+     "is_student,is_alumni,is_faculty", "Replace the caller's profile"},
+    {"PATCH", "/api/profile/", "profile.update", BR_USER, 0, NULL, 0, 200, NULL,
+     "first_name,last_name,about,linkedin,github,phone_no,address,designation,company,"
+     "is_student,is_alumni,is_faculty", "Update some fields of the caller's profile"},
+    {"DELETE", "/api/profile/", "profile.delete", BR_USER, 0, NULL, 0, 204, NULL,
+     "password", "Delete the caller's account"},
+    {"PUT", "/api/profile/picture/", "profile.set_picture", BR_USER, 0, "file", 0, 200, NULL,
+     NULL, "Upload the profile picture (PNG, JPEG, GIF or WebP)"},
+    {"DELETE", "/api/profile/picture/", "profile.clear_picture", BR_USER, 0, NULL, 0, 204, NULL,
+     NULL, "Remove the profile picture"},
+
+    /* profile worker: educations, certificates, achievements, resume */
+    {"GET", "/api/educations/", "education.list", BR_USER, 0, NULL, 0, 200, "user," PAGE,
+     NULL, "List educations"},
+    {"POST", "/api/educations/", "education.create", BR_USER, 0, NULL, 0, 201, NULL,
+     "degree,institution,start_year,end_year", "Add an education"},
+    {"GET", "/api/educations/{id}/", "education.get", BR_USER, 0, NULL, 0, 200, NULL,
+     NULL, "An education"},
+    {"PUT", "/api/educations/{id}/", "education.update", BR_USER, 0, NULL, 0, 200, NULL,
+     "degree,institution,start_year,end_year", "Replace an education (owner)"},
+    {"PATCH", "/api/educations/{id}/", "education.update", BR_USER, 0, NULL, 0, 200, NULL,
+     "degree,institution,start_year,end_year", "Update an education (owner)"},
+    {"DELETE", "/api/educations/{id}/", "education.delete", BR_USER, 0, NULL, 0, 204, NULL,
+     NULL, "Delete an education (owner)"},
+
+    {"GET", "/api/certificates/", "certificate.list", BR_USER, 0, NULL, 0, 200, "user," PAGE,
+     NULL, "List certificates"},
+    {"POST", "/api/certificates/", "certificate.create", BR_USER, 0, "image", 0, 201, NULL,
+     "title,issuer,date,link", "Add a certificate (JSON, or multipart with an image)"},
+    {"GET", "/api/certificates/{id}/", "certificate.get", BR_USER, 0, NULL, 0, 200, NULL,
+     NULL, "A certificate"},
+    {"PUT", "/api/certificates/{id}/", "certificate.update", BR_USER, 0, "image", 0, 200, NULL,
+     "title,issuer,date,link", "Replace a certificate (owner)"},
+    {"PATCH", "/api/certificates/{id}/", "certificate.update", BR_USER, 0, "image", 0, 200, NULL,
+     "title,issuer,date,link", "Update a certificate (owner)"},
+    {"DELETE", "/api/certificates/{id}/", "certificate.delete", BR_USER, 0, NULL, 0, 204, NULL,
+     NULL, "Delete a certificate (owner)"},
+
+    {"GET", "/api/achievements/", "achievement.list", BR_USER, 0, NULL, 0, 200, "user," PAGE,
+     NULL, "List achievements"},
+    {"POST", "/api/achievements/", "achievement.create", BR_USER, 0, "image", 0, 201, NULL,
+     "title,description,date", "Add an achievement (JSON, or multipart with an image)"},
+    {"GET", "/api/achievements/{id}/", "achievement.get", BR_USER, 0, NULL, 0, 200, NULL,
+     NULL, "An achievement"},
+    {"PUT", "/api/achievements/{id}/", "achievement.update", BR_USER, 0, "image", 0, 200, NULL,
+     "title,description,date", "Replace an achievement (owner)"},
+    {"PATCH", "/api/achievements/{id}/", "achievement.update", BR_USER, 0, "image", 0, 200, NULL,
+     "title,description,date", "Update an achievement (owner)"},
+    {"DELETE", "/api/achievements/{id}/", "achievement.delete", BR_USER, 0, NULL, 0, 204, NULL,
+     NULL, "Delete an achievement (owner)"},
+
+    {"GET", "/api/resume/", "resume.get", BR_USER, 0, NULL, 0, 200, NULL,
+     NULL, "The caller's resume"},
+    {"PUT", "/api/resume/", "resume.update", BR_USER, 0, "file", 0, 200, NULL,
+     NULL, "Upload the caller's resume (PDF)"},
+    {"DELETE", "/api/resume/", "resume.delete", BR_USER, 0, NULL, 0, 204, NULL,
+     NULL, "Delete the caller's resume"},
+
+    {"GET", "/api/media/{key}", "media.get", BR_ANYONE, BR_RAW, NULL, 0, 200, NULL,
+     NULL, "An uploaded file by its content key (raw bytes, immutable)"},
+
+    /* profile worker: administration */
+    {"GET", "/api/admin/users/", "admin.list", BR_STAFF, 0, NULL, 0, 200, "search,role," PAGE,
+     NULL, "List every user"},
+    {"GET", "/api/admin/users/{id}/", "admin.get", BR_STAFF, 0, NULL, 0, 200, NULL,
+     NULL, "A user, with the admin fields"},
+    {"PATCH", "/api/admin/users/{id}/", "admin.update", BR_STAFF, 0, NULL, 0, 200, NULL,
+     "role,is_staff,is_active", "Change a user's role, staff flag or active flag"},
+    {"DELETE", "/api/admin/users/{id}/", "admin.delete", BR_STAFF, 0, NULL, 0, 204, NULL,
+     NULL, "Delete a user"},
+
+    /* order worker */
+    {"POST", "/api/orders/", "order.place", BR_USER, 0, NULL, 0, 201, NULL,
+     "product_name,quantity,price", "Place an order"},
+    {"GET", "/api/orders/", "order.list", BR_USER, 0, NULL, 0, 200, "status,all," PAGE,
+     NULL, "The caller's orders, newest first (staff with all=1: everyone's)"},
+    {"GET", "/api/orders/{id}/", "order.get", BR_USER, 0, NULL, 0, 200, NULL,
+     NULL, "An order (owner or staff)"},
+    {"PATCH", "/api/orders/{id}/", "order.set_status", BR_USER, 0, NULL, 0, 200, NULL,
+     "status", "Change an order's status"},
+
+    /* payment worker */
+    {"POST", "/api/payments/", "payment.initiate", BR_USER, 0, NULL, 0, 201, NULL,
+     "order,amount", "Start the payment of a pending order"},
+    {"GET", "/api/payments/", "payment.list", BR_USER, 0, NULL, 0, 200, PAGE,
+     NULL, "The caller's payments (staff: all)"},
+    {"GET", "/api/payments/{id}/", "payment.get", BR_USER, 0, NULL, 0, 200, NULL,
+     NULL, "A payment"},
+    {"PUT", "/api/payments/{id}/", "payment.set_status", BR_STAFF_OR_SERVICE, 0, NULL, 0, 200,
+     NULL, "status", "Set a payment's status"},
+    {"PATCH", "/api/payments/{id}/", "payment.set_status", BR_STAFF_OR_SERVICE, 0, NULL, 0, 200,
+     NULL, "status", "Set a payment's status"},
+
+    /* the bridge itself */
+    {"GET", "/api/health/", "health", BR_ANYONE, BR_LOCAL, NULL, 0, 200, NULL,
+     NULL, "Broker, worker and database health"},
+    {"GET", "/api/openapi.json", "openapi", BR_ANYONE, BR_LOCAL, NULL, 0, 200, NULL,
+     NULL, "This API as OpenAPI 3.0"},
+    {"GET", "/api/docs/", "docs", BR_ANYONE, BR_LOCAL, NULL, 0, 200, NULL,
+     NULL, "An interactive page for this API"},
+
+    {NULL, NULL, NULL, 0, 0, NULL, 0, 0, NULL, NULL, NULL},
+};
+/* clang-format on */
+
+/* Length of s without one trailing slash (but "/" stays "/"). */
+static size_t trimmed_len(const char *s, size_t n)
+{
+    return n > 1 && s[n - 1] == '/' ? n - 1 : n;
+}
+
+bool br_routes_pattern_match(const char *pattern, const char *path, struct br_match *m)
+{
+    size_t plen = strlen(path);
+    if (plen == 0 || plen > BR_MAX_PATH || path[0] != '/')
+        return false;
+    plen = trimmed_len(path, plen);
+    size_t tlen = trimmed_len(pattern, strlen(pattern));
+    size_t pi = 0, ti = 0;
+    int n_params = 0;
+
+    /* Both start with '/': compare one segment at a time. */
+    while (ti < tlen && pi < plen) {
+        if (pattern[ti] != '/' || path[pi] != '/')
+            return false;
+        ti++;
+        pi++;
+        size_t te = ti, pe = pi;
+        while (te < tlen && pattern[te] != '/')
+            te++;
+        while (pe < plen && path[pe] != '/')
+            pe++;
+        if (te - ti >= 2 && pattern[ti] == '{' && pattern[te - 1] == '}') {
+            if (pe == pi || n_params == BR_MAX_PARAMS)
+                return false;
+            if (m) {
+                m->params[n_params].name = pattern + ti + 1;
+                m->params[n_params].name_len = te - ti - 2;
+                m->params[n_params].value = path + pi;
+                m->params[n_params].value_len = pe - pi;
+            }
+            n_params++;
+        } else if (te - ti != pe - pi || memcmp(pattern + ti, path + pi, te - ti) != 0) {
+            return false;
+        }
+        ti = te;
+        pi = pe;
+    }
+    if (ti != tlen || pi != plen)
+        return false;
+    if (m)
+        m->n_params = n_params;
+    return true;
+}
+
+enum br_match_result br_routes_match(const char *method, const char *path, struct br_match *m)
+{
+    bool path_known = false;
+    if (strcmp(method, "HEAD") == 0)
+        method = "GET";
+    for (const struct br_route *r = br_routes; r->method; r++) {
+        if (!br_routes_pattern_match(r->pattern, path, m))
+            continue;
+        path_known = true;
+        if (strcmp(r->method, method) == 0) {
+            m->route = r;
+            return BR_MATCH_OK;
+        }
+    }
+    return path_known ? BR_MATCH_NO_METHOD : BR_MATCH_NO_PATH;
+}
+
+size_t br_routes_allow(const char *path, char *out, size_t n)
+{
+    size_t o = 0;
+    if (n == 0)
+        return 0;
+    out[0] = '\0';
+    for (const struct br_route *r = br_routes; r->method; r++) {
+        if (!br_routes_pattern_match(r->pattern, path, NULL))
+            continue;
+        bool seen = false;
+        for (const struct br_route *q = br_routes; q < r; q++)
+            if (strcmp(q->method, r->method) == 0 &&
+                br_routes_pattern_match(q->pattern, path, NULL))
+                seen = true;
+        if (seen)
+            continue;
+        int k = snprintf(out + o, n - o, "%s%s", o ? ", " : "", r->method);
+        if (k < 0 || (size_t)k >= n - o) {
+            out[o] = '\0';
+            break;
+        }
+        o += (size_t)k;
+    }
+    return o;
+}
