@@ -1,0 +1,53 @@
+/* payment.list and payment.get: payments of the caller's orders (staff: all),
+ * newest first. */
+#include <stdlib.h>
+
+#include "workers/payment/payment.h"
+
+/* One page and the count in one statement; $1 limit, $2 offset, $3 the
+ * owner when not staff. */
+#define PAYMENT_PAGE(from_where)                                                                   \
+    "SELECT (SELECT count(*) " from_where "), "                                                    \
+    "coalesce((SELECT json_agg(payment_json(p) ORDER BY p.payment_date DESC, p.id DESC) "          \
+    "FROM payments p WHERE p.id IN (SELECT p.id " from_where                                       \
+    " ORDER BY p.payment_date DESC, p.id DESC LIMIT $1 OFFSET $2)), '[]')"
+
+static const char *const own_page_sql =
+    PAYMENT_PAGE("FROM payments p JOIN orders o ON o.id = p.order_id WHERE o.user_id = $3");
+static const char *const all_page_sql = PAYMENT_PAGE("FROM payments p");
+
+int payment_list(struct bk_call *c)
+{
+    struct bk_page page;
+    if (!bk_page_args(c, &page))
+        return bk_reply_invalid(c);
+    PGresult *r = c->actor.is_staff ? BK_SQL(c, all_page_sql, page.limit_s, page.offset_s)
+                                    : BK_SQL(c, own_page_sql, page.limit_s, page.offset_s,
+                                             bk_strf(c, "%lld", (long long)c->actor.user_id));
+    if (!r || PQntuples(r) != 1)
+        return -1;
+    json_error_t err;
+    json_t *results = json_loads(PQgetvalue(r, 0, 1), 0, &err);
+    if (!results)
+        return -1;
+    return bk_reply_page(c, &page, atoll(PQgetvalue(r, 0, 0)), results);
+}
+
+int payment_get(struct bk_call *c)
+{
+    const char *id = bk_arg_id(c, "id");
+    if (bk_failed(c))
+        return bk_reply_invalid(c);
+    PGresult *r = c->actor.is_staff
+                      ? BK_SQL(c, "SELECT payment_json(p) FROM payments p WHERE p.id = $1", id)
+                      : BK_SQL(c,
+                               "SELECT payment_json(p) FROM payments p "
+                               "JOIN orders o ON o.id = p.order_id "
+                               "WHERE p.id = $1 AND o.user_id = $2",
+                               id, bk_strf(c, "%lld", (long long)c->actor.user_id));
+    if (!r)
+        return -1;
+    if (PQntuples(r) == 0)
+        return bk_reply_detail(c, 404, "Not found.");
+    return bk_reply_text(c, 200, PQgetvalue(r, 0, 0));
+}
