@@ -1,0 +1,149 @@
+/* admin.*: staff manage users (role, staff flag, active flag, deletion).
+ * The last active staff user cannot be demoted, deactivated or deleted: the
+ * check runs with every active staff row locked (pr_lock_staff), so two
+ * staff users demoting each other at once are serialised and the second
+ * sees the first one's change. admin.list lives in users.c beside
+ * profile.list. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "workers/profile/profile.h"
+
+static const char *const roles[] = {"member", "student", "alumni", "faculty", "teacher", NULL};
+
+int admin_get(struct bk_call *c)
+{
+    const char *id = bk_arg_id(c, "id");
+    if (bk_failed(c))
+        return bk_reply_invalid(c);
+    PGresult *r = BK_SQL(c, "SELECT admin_user_json(u) FROM users u WHERE u.id = $1", id);
+    if (!r)
+        return -1;
+    if (PQntuples(r) == 0)
+        return bk_reply_detail(c, 404, "Not found.");
+    return bk_reply_text(c, 200, PQgetvalue(r, 0, 0));
+}
+
+/* A nullable-not boolean: NULL when absent (or invalid, recorded). */
+static const char *arg_flag(struct bk_call *c, const char *key)
+{
+    bool b;
+    if (bk_arg_present(c, key) && !bk_arg(c, key)) {
+        bk_error(c, key, "This field may not be null.");
+        return NULL;
+    }
+    return bk_arg_bool(c, key, BK_OPTIONAL, &b) ? (b ? "t" : "f") : NULL;
+}
+
+static const char FORBIDDEN[] = "You do not have permission to perform this action.";
+
+int admin_update(struct bk_call *c)
+{
+    const char *id = bk_arg_id(c, "id");
+    if (bk_failed(c))
+        return bk_reply_invalid(c);
+    PGresult *r = BK_SQL(c, "SELECT 1 FROM users WHERE id = $1", id);
+    if (!r)
+        return -1;
+    if (PQntuples(r) == 0)
+        return bk_reply_detail(c, 404, "Not found.");
+
+    const char *role = pr_arg_text(c, "role", BK_ALLOW_BLANK, 64);
+    if (role) {
+        int i = 0;
+        while (roles[i] && strcmp(roles[i], role) != 0)
+            i++;
+        if (!roles[i]) {
+            bk_error(c, "role", "\"%s\" is not a valid choice.", role);
+            role = NULL;
+        }
+    }
+    const char *staff = arg_flag(c, "is_staff");
+    const char *active = arg_flag(c, "is_active");
+    if (bk_failed(c))
+        return bk_reply_invalid(c);
+
+    int64_t n_staff;
+    bool target_staff, actor_staff;
+    if (pr_lock_staff(c, id, &n_staff, &target_staff, &actor_staff) != 0)
+        return -1;
+    PGresult *old =
+        BK_SQL(c, "SELECT role, is_staff, is_active FROM users WHERE id = $1 FOR UPDATE", id);
+    if (!old)
+        return -1;
+    if (PQntuples(old) == 0)
+        return bk_reply_detail(c, 404, "Not found.");
+    bool demote = staff && strcmp(staff, "f") == 0;
+    bool deactivate = active && strcmp(active, "f") == 0;
+    if ((demote || deactivate) && target_staff && n_staff == 1)
+        return bk_reply_detail(c, 409,
+                               "The last active staff user cannot be demoted or deactivated.");
+    if (!actor_staff) /* demoted (or deactivated) since the command was authenticated */
+        return bk_reply_detail(c, 403, FORBIDDEN);
+
+    json_t *changed = json_array();
+    const char *now[] = {role, staff, active};
+    const char *names[] = {"role", "is_staff", "is_active"};
+    for (int i = 0; i < 3; i++)
+        if (now[i] && strcmp(now[i], PQgetvalue(old, 0, i)) != 0)
+            json_array_append_new(changed, json_string(names[i]));
+
+    r = BK_SQL(c,
+               "UPDATE users SET role = coalesce($2, role), "
+               "is_staff = coalesce($3::boolean, is_staff), "
+               "is_active = coalesce($4::boolean, is_active) WHERE id = $1 "
+               "RETURNING admin_user_json(users), role, is_staff",
+               id, role, staff, active);
+    if (!r) {
+        json_decref(changed);
+        return -1;
+    }
+    if (deactivate && strcmp(PQgetvalue(old, 0, 2), "t") == 0 &&
+        !BK_SQL(c,
+                "UPDATE token_families SET revoked_at = now(), revoked_reason = 'deactivated' "
+                "WHERE user_id = $1 AND revoked_at IS NULL",
+                id)) {
+        json_decref(changed);
+        return -1;
+    }
+    json_int_t uid = (json_int_t)atoll(id);
+    if ((role && strcmp(role, PQgetvalue(old, 0, 0)) != 0) ||
+        (staff && strcmp(staff, PQgetvalue(old, 0, 1)) != 0))
+        bk_emit(c, "user.role_changed",
+                json_pack("{s:I, s:s, s:b, s:I}", "user_id", uid, "role", PQgetvalue(r, 0, 1),
+                          "is_staff", strcmp(PQgetvalue(r, 0, 2), "t") == 0, "by",
+                          (json_int_t)c->actor.user_id));
+    if (json_array_size(changed) > 0)
+        bk_emit(c, "user.updated", json_pack("{s:I, s:o}", "user_id", uid, "fields", changed));
+    else
+        json_decref(changed);
+    return bk_reply_text(c, 200, PQgetvalue(r, 0, 0));
+}
+
+int admin_delete(struct bk_call *c)
+{
+    const char *id = bk_arg_id(c, "id");
+    if (bk_failed(c))
+        return bk_reply_invalid(c);
+    PGresult *r = BK_SQL(c, "SELECT 1 FROM users WHERE id = $1", id);
+    if (!r)
+        return -1;
+    if (PQntuples(r) == 0)
+        return bk_reply_detail(c, 404, "Not found.");
+    int64_t n_staff;
+    bool target_staff, actor_staff;
+    if (pr_lock_staff(c, id, &n_staff, &target_staff, &actor_staff) != 0)
+        return -1;
+    if (target_staff && n_staff == 1)
+        return bk_reply_detail(c, 409, "The last active staff user cannot be deleted.");
+    if (!actor_staff)
+        return bk_reply_detail(c, 403, FORBIDDEN);
+    r = BK_SQL(c, "DELETE FROM users WHERE id = $1 RETURNING 1", id);
+    if (!r)
+        return -1;
+    if (PQntuples(r) == 0) /* deleted meanwhile */
+        return bk_reply_detail(c, 404, "Not found.");
+    bk_emit(c, "user.deleted", json_pack("{s:I}", "user_id", (json_int_t)atoll(id)));
+    return bk_reply(c, 204, json_null());
+}

@@ -1,0 +1,100 @@
+/* certificate.*: {id, user, title, issuer, date, image, link}, read by every
+ * user, written by its owner; the image comes as a multipart file. */
+#include <stdio.h>
+
+#include "workers/profile/profile.h"
+
+static const struct pr_owned certificates = {
+    .count_all = "SELECT count(*) FROM certificates",
+    .count_user = "SELECT count(*) FROM certificates WHERE user_id = $1",
+    .page_all = "SELECT certificate_json(x, $1) FROM certificates x "
+                "ORDER BY x.date DESC, x.id LIMIT $2 OFFSET $3",
+    .page_user = "SELECT certificate_json(x, $1) FROM certificates x WHERE x.user_id = $4 "
+                 "ORDER BY x.date DESC, x.id LIMIT $2 OFFSET $3",
+    .get = "SELECT certificate_json(x, $2) FROM certificates x WHERE x.id = $1",
+    .owner = "SELECT user_id FROM certificates WHERE id = $1 FOR UPDATE",
+    .del = "DELETE FROM certificates WHERE id = $1",
+};
+
+struct certificate {
+    const char *title, *issuer, *date, *link, *image;
+    bool date_set, image_set;
+};
+
+/* Reads the fields and the image (stored once everything is valid). Returns
+ * 0, or -1 on a database failure; field errors are recorded. */
+static int read_certificate(struct bk_call *c, bool partial, struct certificate *x)
+{
+    unsigned req = partial ? BK_OPTIONAL : BK_REQUIRED;
+    x->title = pr_arg_text(c, "title", req, 200);
+    x->issuer = pr_arg_text(c, "issuer", req, 200);
+    x->date = pr_arg_date(c, "date", BK_OPTIONAL, &x->date_set);
+    x->link = pr_arg_url(c, "link", BK_OPTIONAL);
+    struct pr_upload img;
+    int up = pr_upload_read(c, "image", PR_IMAGE, false, &img);
+    x->image = NULL;
+    x->image_set = up == 1 || img.is_null;
+    if (up == 1 && !bk_failed(c))
+        return pr_media_store(c, &img, &x->image);
+    return 0;
+}
+
+int certificate_list(struct bk_call *c)
+{
+    return pr_owned_list(c, &certificates);
+}
+
+int certificate_get(struct bk_call *c)
+{
+    return pr_owned_get(c, &certificates);
+}
+
+int certificate_delete(struct bk_call *c)
+{
+    return pr_owned_delete(c, &certificates);
+}
+
+int certificate_create(struct bk_call *c)
+{
+    struct certificate x;
+    if (read_certificate(c, false, &x) != 0)
+        return -1;
+    if (bk_failed(c))
+        return bk_reply_invalid(c);
+    PGresult *r = BK_SQL(c,
+                         "INSERT INTO certificates (user_id, title, issuer, date, link, image) "
+                         "VALUES ($1, $2, $3, $4::date, coalesce($5, ''), $6) "
+                         "RETURNING certificate_json(certificates, $7)",
+                         bk_strf(c, "%lld", (long long)c->actor.user_id), x.title, x.issuer, x.date,
+                         x.link, x.image, pr_base(c));
+    if (!r)
+        return -1;
+    return bk_reply_text(c, 201, PQgetvalue(r, 0, 0));
+}
+
+int certificate_update(struct bk_call *c)
+{
+    const char *id = bk_arg_id(c, "id");
+    if (bk_failed(c))
+        return bk_reply_invalid(c);
+    int64_t owner = pr_owner(c, certificates.owner, id, true, NULL);
+    if (owner <= 0)
+        return (int)owner;
+    struct certificate x;
+    if (read_certificate(c, pr_partial(c), &x) != 0)
+        return -1;
+    if (bk_failed(c))
+        return bk_reply_invalid(c);
+    PGresult *r = BK_SQL(c,
+                         "UPDATE certificates SET title = coalesce($2, title), "
+                         "issuer = coalesce($3, issuer), "
+                         "date = CASE WHEN $4::boolean THEN $5::date ELSE date END, "
+                         "link = coalesce($6, link), "
+                         "image = CASE WHEN $7::boolean THEN $8 ELSE image END "
+                         "WHERE id = $1 RETURNING certificate_json(certificates, $9)",
+                         id, x.title, x.issuer, x.date_set ? "true" : "false", x.date, x.link,
+                         x.image_set ? "true" : "false", x.image, pr_base(c));
+    if (!r)
+        return -1;
+    return bk_reply_text(c, 200, PQgetvalue(r, 0, 0));
+}

@@ -1,0 +1,437 @@
+/* Helpers every handler group of the profile worker uses: field readers with
+ * DRF's messages, URL and email checks, ownership, search terms, the staff
+ * lock. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shared/log.h"
+#include "workers/profile/profile.h"
+
+const char *pr_base(struct bk_call *c)
+{
+    const char *u = c->request_url ? c->request_url : "";
+    const char *s = strstr(u, "://");
+    if (!s || !(strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0))
+        return "";
+    const char *host = s + 3;
+    size_t n = strcspn(host, "/?#");
+    if (n == 0 || n > 255)
+        return "";
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)host[i]) && !strchr(".-:[]_", host[i]))
+            return "";
+    return bk_strf(c, "%.*s", (int)(host - u + n), u);
+}
+
+json_t *pr_parse(struct bk_call *c, const char *text)
+{
+    json_error_t err;
+    json_t *v = json_loads(text, JSON_DECODE_ANY, &err);
+    if (!v)
+        bk_log(BK_ERROR, c->correlation_id, "representation is not JSON: %s", err.text);
+    return v;
+}
+
+void pr_hide_private(struct bk_call *c, json_t *profile)
+{
+    json_int_t id = json_integer_value(json_object_get(profile, "id"));
+    if (c->actor.is_staff || (c->actor.user_id && id == c->actor.user_id))
+        return;
+    json_object_del(profile, "email");
+    json_object_del(profile, "phone_no");
+    json_object_del(profile, "address");
+}
+
+bool pr_partial(struct bk_call *c)
+{
+    bool partial = true;
+    const msgpack_object *o = bk_arg(c, "partial");
+    if (o && o->type == MSGPACK_OBJECT_BOOLEAN)
+        partial = o->via.boolean;
+    return partial;
+}
+
+const char *pr_arg_text(struct bk_call *c, const char *key, unsigned flags, size_t max)
+{
+    if (bk_arg_present(c, key) && !bk_arg(c, key)) {
+        bk_error(c, key, "This field may not be null.");
+        return NULL;
+    }
+    return bk_arg_str(c, key, flags, max);
+}
+
+/* One host label of letters, digits and hyphens (any non-ASCII byte counts
+ * as a letter, as Django's \u00a1-\uffff range does), not starting or ending
+ * with a hyphen, at most 63 characters. */
+static bool label_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '-' && (unsigned char)s[i] < 0x80)
+            return false;
+    return true;
+}
+
+static bool ipv4_ok(const char *s, size_t n)
+{
+    int parts = 0;
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        unsigned v = 0;
+        while (j < n && isdigit((unsigned char)s[j]) && j - i < 3)
+            v = v * 10 + (unsigned)(s[j++] - '0');
+        if (j == i || v > 255 || (j - i > 1 && s[i] == '0'))
+            return false;
+        parts++;
+        if (j == n)
+            break;
+        if (s[j] != '.')
+            return false;
+        i = j + 1;
+        if (i == n)
+            return false;
+    }
+    return parts == 4;
+}
+
+static bool host_ok(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    if (s[0] == '[') { /* an IPv6 literal: hex digits, colons and dots */
+        if (n < 4 || s[n - 1] != ']')
+            return false;
+        for (size_t i = 1; i + 1 < n; i++)
+            if (!isxdigit((unsigned char)s[i]) && s[i] != ':' && s[i] != '.')
+                return false;
+        return memchr(s, ':', n) != NULL;
+    }
+    if (n == 9 && strncasecmp(s, "localhost", 9) == 0)
+        return true;
+    if (isdigit((unsigned char)s[n - 1]) && ipv4_ok(s, n))
+        return true;
+    if (s[n - 1] == '.') /* a fully qualified name's final dot */
+        n--;
+    /* labels, then a top-level domain of two or more letters (or punycode) */
+    const char *tld = NULL;
+    size_t i = 0, labels = 0;
+    while (i <= n) {
+        size_t j = i;
+        while (j < n && s[j] != '.')
+            j++;
+        if (!label_ok(s + i, j - i))
+            return false;
+        tld = s + i;
+        labels++;
+        i = j + 1;
+    }
+    size_t tl = (size_t)(s + n - tld);
+    if (labels < 2 || tl < 2)
+        return false;
+    if (tl > 4 && strncasecmp(tld, "xn--", 4) == 0)
+        return true;
+    for (size_t k = 0; k < tl; k++)
+        if (isdigit((unsigned char)tld[k]))
+            return false;
+    return true;
+}
+
+/* Django's URLValidator(schemes=["http", "https"]), without its regex. */
+bool pr_url_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n > 2048)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (isspace((unsigned char)s[i]) || (unsigned char)s[i] < 0x20)
+            return false;
+    const char *p;
+    if (strncasecmp(s, "http://", 7) == 0)
+        p = s + 7;
+    else if (strncasecmp(s, "https://", 8) == 0)
+        p = s + 8;
+    else
+        return false;
+    size_t net = strcspn(p, "/?#");
+    const char *end = p + net;
+    /* user:password@ */
+    const char *at = NULL;
+    for (const char *q = p; q < end; q++)
+        if (*q == '@')
+            at = q;
+    const char *host = at ? at + 1 : p;
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (at == p || (colon == p))
+            return false;
+    }
+    /* :port, unless the colon is inside an IPv6 literal */
+    const char *hend = end;
+    const char *close = memchr(host, ']', (size_t)(end - host));
+    const char *colon = memchr(close ? close : host, ':', (size_t)(end - (close ? close : host)));
+    if (colon) {
+        size_t digits = (size_t)(end - colon - 1);
+        if (digits == 0 || digits > 5)
+            return false;
+        for (const char *q = colon + 1; q < end; q++)
+            if (!isdigit((unsigned char)*q))
+                return false;
+        hend = colon;
+    }
+    return host_ok(host, (size_t)(hend - host));
+}
+
+/* Close to Django's EmailValidator: a dot-atom local part and a valid host. */
+bool pr_email_ok(const char *s)
+{
+    const char *at = strrchr(s, '@');
+    if (!at || at == s || at[1] == '\0')
+        return false;
+    const char *ok_local = "!#$%&'*+/=?^_`{|}~-";
+    for (const char *p = s; p < at; p++) {
+        if (*p == '.') {
+            if (p == s || p + 1 == at || p[1] == '.')
+                return false;
+        } else if (!isalnum((unsigned char)*p) && !strchr(ok_local, *p) &&
+                   (unsigned char)*p < 0x80) {
+            return false;
+        }
+    }
+    const char *d = at + 1;
+    size_t n = strlen(d);
+    if (n == 9 && strcasecmp(d, "localhost") == 0)
+        return true;
+    if (d[0] == '[')
+        return host_ok(d, n);
+    return d[n - 1] != '.' && host_ok(d, n);
+}
+
+const char *pr_arg_url(struct bk_call *c, const char *key, unsigned flags)
+{
+    const char *v = pr_arg_text(c, key, flags | BK_ALLOW_BLANK, 200);
+    if (v && *v && !pr_url_ok(v)) {
+        bk_error(c, key, "Enter a valid URL.");
+        return NULL;
+    }
+    return v;
+}
+
+static bool leap(int y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+const char *pr_arg_date(struct bk_call *c, const char *key, unsigned flags, bool *set)
+{
+    *set = false;
+    const msgpack_object *o = bk_arg(c, key);
+    if (!bk_arg_present(c, key)) {
+        if (flags & BK_REQUIRED)
+            bk_error(c, key, "This field is required.");
+        return NULL;
+    }
+    if (!o || (o->type == MSGPACK_OBJECT_STR && o->via.str.size == 0)) {
+        *set = true; /* null, or "" from a form: no date */
+        return NULL;
+    }
+    static const char bad[] =
+        "Date has wrong format. Use one of these formats instead: YYYY-MM-DD.";
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > 10) {
+        bk_error(c, key, "%s", bad);
+        return NULL;
+    }
+    char buf[11];
+    memcpy(buf, o->via.str.ptr, o->via.str.size);
+    buf[o->via.str.size] = '\0';
+    /* Django's parse_date: \d{4}-\d{1,2}-\d{1,2} and a real calendar day */
+    int y = 0, m = 0, d = 0, i = 0;
+    for (int k = 0; k < 4; k++, i++) {
+        if (!isdigit((unsigned char)buf[i]))
+            goto bad;
+        y = y * 10 + buf[i] - '0';
+    }
+    if (buf[i++] != '-')
+        goto bad;
+    for (int k = 0; k < 2 && isdigit((unsigned char)buf[i]); k++, i++)
+        m = m * 10 + buf[i] - '0';
+    if (buf[i++] != '-')
+        goto bad;
+    int ds = i;
+    for (int k = 0; k < 2 && isdigit((unsigned char)buf[i]); k++, i++)
+        d = d * 10 + buf[i] - '0';
+    if (i == ds || buf[i] != '\0')
+        goto bad;
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (y < 1 || m < 1 || m > 12 || d < 1 || d > days[m - 1] + (m == 2 && leap(y)))
+        goto bad;
+    *set = true;
+    return bk_strf(c, "%04d-%02d-%02d", y, m, d);
+bad:
+    bk_error(c, key, "%s", bad);
+    return NULL;
+}
+
+int64_t pr_owner(struct bk_call *c, const char *sql, const char *id, bool check_owner,
+                 PGresult **row)
+{
+    PGresult *r = BK_SQL(c, sql, id);
+    if (!r)
+        return -1;
+    if (row)
+        *row = r;
+    if (PQntuples(r) == 0) {
+        bk_reply_detail(c, 404, "Not found.");
+        return 0;
+    }
+    int64_t owner = atoll(PQgetvalue(r, 0, 0));
+    if (check_owner && owner != c->actor.user_id) {
+        bk_reply_detail(c, 403, "You do not have permission to perform this action.");
+        return 0;
+    }
+    return owner;
+}
+
+void pr_arg_nullable_int(struct bk_call *c, const char *key, int64_t min, int64_t max, bool *set,
+                         bool *is_null, int64_t *v)
+{
+    *set = bk_arg_present(c, key);
+    const msgpack_object *o = bk_arg(c, key);
+    /* null, or "" from a form, is no value */
+    *is_null = *set && (!o || (o->type == MSGPACK_OBJECT_STR && o->via.str.size == 0));
+    if (*set && !*is_null && !bk_arg_int(c, key, BK_OPTIONAL, min, max, v))
+        *set = false;
+}
+
+/* ?user=: 0 no filter, 1 filter on *uid, 2 matches nothing. */
+static int user_filter(struct bk_call *c, const char **uid)
+{
+    const msgpack_object *o = bk_arg(c, "user");
+    if (!o)
+        return 0;
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= (uint64_t)INT64_MAX) {
+        *uid = bk_strf(c, "%llu", (unsigned long long)o->via.u64);
+        return 1;
+    }
+    if (o->type != MSGPACK_OBJECT_STR)
+        return 2;
+    if (o->via.str.size == 0)
+        return 0;
+    if (o->via.str.size > 18)
+        return 2;
+    for (uint32_t i = 0; i < o->via.str.size; i++)
+        if (!isdigit((unsigned char)o->via.str.ptr[i]))
+            return 2;
+    *uid = bk_strf(c, "%.*s", (int)o->via.str.size, o->via.str.ptr);
+    return 1;
+}
+
+int pr_owned_list(struct bk_call *c, const struct pr_owned *o)
+{
+    struct bk_page p;
+    bk_page_args(c, &p);
+    if (bk_failed(c))
+        return bk_reply_invalid(c);
+    const char *uid = NULL;
+    int f = user_filter(c, &uid);
+    json_t *results = json_array();
+    int64_t count = 0;
+    if (f != 2) {
+        PGresult *r = f ? BK_SQL(c, o->count_user, uid) : BK_SQL0(c, o->count_all);
+        if (!r)
+            goto fail;
+        count = atoll(PQgetvalue(r, 0, 0));
+    }
+    if (p.offset < count) {
+        PGresult *r = f ? BK_SQL(c, o->page_user, pr_base(c), p.limit_s, p.offset_s, uid)
+                        : BK_SQL(c, o->page_all, pr_base(c), p.limit_s, p.offset_s);
+        if (!r)
+            goto fail;
+        for (int i = 0; i < PQntuples(r); i++) {
+            json_t *v = pr_parse(c, PQgetvalue(r, i, 0));
+            if (!v)
+                goto fail;
+            json_array_append_new(results, v);
+        }
+    }
+    return bk_reply_page(c, &p, count, results);
+fail:
+    json_decref(results);
+    return -1;
+}
+
+int pr_owned_get(struct bk_call *c, const struct pr_owned *o)
+{
+    const char *id = bk_arg_id(c, "id");
+    if (bk_failed(c))
+        return bk_reply_invalid(c);
+    PGresult *r = BK_SQL(c, o->get, id, pr_base(c));
+    if (!r)
+        return -1;
+    if (PQntuples(r) == 0)
+        return bk_reply_detail(c, 404, "Not found.");
+    return bk_reply_text(c, 200, PQgetvalue(r, 0, 0));
+}
+
+int pr_owned_delete(struct bk_call *c, const struct pr_owned *o)
+{
+    const char *id = bk_arg_id(c, "id");
+    if (bk_failed(c))
+        return bk_reply_invalid(c);
+    int64_t owner = pr_owner(c, o->owner, id, true, NULL);
+    if (owner <= 0)
+        return (int)owner;
+    if (!BK_SQL(c, o->del, id))
+        return -1;
+    return bk_reply(c, 204, json_null());
+}
+
+int pr_search_patterns(struct bk_call *c, const char *search, const char **out)
+{
+    int n = 0;
+    const char *p = search;
+    while (*p && n < PR_MAX_TERMS) {
+        while (*p && (isspace((unsigned char)*p) || *p == ','))
+            p++;
+        size_t len = 0;
+        while (p[len] && !isspace((unsigned char)p[len]) && p[len] != ',')
+            len++;
+        if (len == 0)
+            break;
+        char *pat = bk_alloc(c, 2 * len + 3), *o = pat;
+        *o++ = '%';
+        for (size_t i = 0; i < len; i++) {
+            if (p[i] == '%' || p[i] == '_' || p[i] == '\\')
+                *o++ = '\\';
+            *o++ = p[i];
+        }
+        *o++ = '%';
+        *o = '\0';
+        out[n++] = pat;
+        p += len;
+    }
+    return n;
+}
+
+int pr_lock_staff(struct bk_call *c, const char *id, int64_t *n_staff, bool *id_is_staff,
+                  bool *actor_is_staff)
+{
+    PGresult *r =
+        BK_SQL0(c, "SELECT id FROM users WHERE is_staff AND is_active ORDER BY id FOR UPDATE");
+    if (!r)
+        return -1;
+    int64_t target = id ? atoll(id) : 0;
+    *n_staff = PQntuples(r);
+    *id_is_staff = *actor_is_staff = false;
+    for (int i = 0; i < PQntuples(r); i++) {
+        int64_t v = atoll(PQgetvalue(r, i, 0));
+        if (v == target)
+            *id_is_staff = true;
+        if (v == c->actor.user_id)
+            *actor_is_staff = true;
+    }
+    return 0;
+}

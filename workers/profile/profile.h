@@ -1,0 +1,182 @@
+/* The profile worker: users and profiles (users.c), educations, certificates
+ * and achievements (education.c, certificate.c, achievement.c), resumes
+ * (resume.c), uploaded files (upload.c checks them, media.c stores and serves
+ * them), staff administration (admin.c); helpers shared by those in common.c.
+ * The representations are built by SQL functions (schema/003_profiles.sql). */
+#ifndef PROFILE_H
+#define PROFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shared/worker.h"
+
+/* ---- upload.c: what an uploaded file is, decided by its content ---------- */
+
+#define PR_MAX_UPLOAD (5u << 20) /* bytes */
+#define PR_MAX_SIDE   10000u     /* pixels, either side */
+#define PR_MAX_PIXELS 50000000u  /* width x height */
+
+enum pr_kind {
+    PR_IMAGE, /* PNG, JPEG, GIF or WebP */
+    PR_PDF,
+};
+
+struct pr_file {
+    const char *content_type; /* "image/png"... (static) */
+    uint32_t width, height;   /* 0 for a PDF */
+};
+
+/* Opens libmagic once per process. 0 or -1. */
+int pr_upload_init(void);
+
+/* Checks data as a file of the given kind: libmagic's verdict on the bytes
+ * and our own bounded parse of the header must agree, and an image must fit
+ * PR_MAX_SIDE and PR_MAX_PIXELS. Returns NULL and fills f when the file is
+ * acceptable, else the message for the client (static). */
+const char *pr_file_check(const void *data, size_t len, enum pr_kind kind, struct pr_file *f);
+
+/* Dimension readers: 0 and *w, *h when the header is well formed, -1
+ * otherwise (-2 from the GIF reader: frames too large or too many). They
+ * never read past n. */
+int pr_png_size(const unsigned char *p, size_t n, uint32_t *w, uint32_t *h);
+int pr_jpeg_size(const unsigned char *p, size_t n, uint32_t *w, uint32_t *h);
+int pr_gif_size(const unsigned char *p, size_t n, uint32_t *w, uint32_t *h);
+int pr_webp_size(const unsigned char *p, size_t n, uint32_t *w, uint32_t *h);
+
+/* ---- media.c ----------------------------------------------------------- */
+
+/* An upload read from args[field] and checked (upload.c's rules). */
+struct pr_upload {
+    const void *data; /* points into the message */
+    size_t len;
+    struct pr_file f;
+    bool is_null; /* the field was sent as null (clear the file) */
+};
+
+/* Reads and checks args[field]. Returns 1 with a valid file in u, 0 when the
+ * field is absent or null (u->is_null; "No file was submitted." recorded if
+ * required), -1 when it is invalid (field error recorded). No database. */
+int pr_upload_read(struct bk_call *c, const char *field, enum pr_kind kind, bool required,
+                   struct pr_upload *u);
+
+/* Stores u's bytes once, under their SHA-256, and holds a key-share lock on
+ * the row until the command commits, so that a concurrent release of the
+ * same blob cannot remove it under the caller's new reference. *key gets the
+ * hex digest (arena). 0 or -1 (database). */
+int pr_media_store(struct bk_call *c, const struct pr_upload *u, const char **key);
+
+int media_get(struct bk_call *c);
+/* Removes blobs that nothing refers to (a safety net behind the triggers). */
+int media_housekeeping(struct bk_db *db);
+
+/* ---- common.c ---------------------------------------------------------- */
+
+/* scheme://host[:port] of the request (for absolute media URLs), or "". */
+const char *pr_base(struct bk_call *c);
+/* Parses JSON text built by PostgreSQL; NULL on failure (logged). */
+json_t *pr_parse(struct bk_call *c, const char *text);
+/* Removes email, phone_no and address from a profile unless the caller is
+ * its owner or staff. */
+void pr_hide_private(struct bk_call *c, json_t *profile);
+/* True for PATCH (args.partial true, or absent: an AMQP caller's default). */
+bool pr_partial(struct bk_call *c);
+
+/* A string field as DRF's CharField reads it: like bk_arg_str, but an
+ * explicit null is "This field may not be null." even when optional. */
+const char *pr_arg_text(struct bk_call *c, const char *key, unsigned flags, size_t max);
+/* An http/https URL of at most 200 characters (blank allowed). */
+const char *pr_arg_url(struct bk_call *c, const char *key, unsigned flags);
+/* A date "YYYY-MM-DD", nullable: returns the date, or NULL with *set true
+ * for an explicit null ("" too, as DRF reads a form), *set false when absent
+ * or invalid. */
+const char *pr_arg_date(struct bk_call *c, const char *key, unsigned flags, bool *set);
+bool pr_email_ok(const char *s);
+bool pr_url_ok(const char *s);
+
+/* The owner of a row of an owned resource. sql takes the row id as $1 and
+ * returns user_id first (and whatever else the caller needs in *row).
+ * Returns the owner id; 0 when the reply is already set (404 when the row
+ * does not exist, 403 when check_owner and the caller is not the owner);
+ * -1 on a database failure. */
+int64_t pr_owner(struct bk_call *c, const char *sql, const char *id, bool check_owner,
+                 PGresult **row);
+
+/* The statements of one owned resource (educations, certificates,
+ * achievements): rows readable by every user, written by their owner. */
+struct pr_owned {
+    const char *count_all;  /* no parameters */
+    const char *count_user; /* $1 user id */
+    const char *page_all;   /* $1 base, $2 limit, $3 offset: one JSON row each */
+    const char *page_user;  /* ... and $4 user id */
+    const char *get;        /* $1 id, $2 base: the row's JSON */
+    const char *owner;      /* $1 id: user_id, FOR UPDATE */
+    const char *del;        /* $1 id */
+};
+/* GET /api/<resource>/?user= paginated (a ?user= that is not a number
+ * matches nothing, as the peer's queryset.none()). */
+int pr_owned_list(struct bk_call *c, const struct pr_owned *o);
+int pr_owned_get(struct bk_call *c, const struct pr_owned *o);
+int pr_owned_delete(struct bk_call *c, const struct pr_owned *o);
+/* A nullable integer field: *set when present (null or a value), *is_null
+ * for null; a field error recorded when invalid. */
+void pr_arg_nullable_int(struct bk_call *c, const char *key, int64_t min, int64_t max, bool *set,
+                         bool *is_null, int64_t *v);
+
+/* Splits ?search= into at most PR_MAX_TERMS LIKE patterns ("%term%",
+ * wildcards escaped), the way DRF's SearchFilter splits (whitespace and
+ * commas). Returns the number of patterns. */
+#define PR_MAX_TERMS 8
+int pr_search_patterns(struct bk_call *c, const char *search, const char **out);
+
+/* Locks every active staff row (in id order, so concurrent callers queue
+ * instead of deadlocking) and tells how many there are and whether id is one
+ * of them. 0 or -1. */
+int pr_lock_staff(struct bk_call *c, const char *id, int64_t *n_staff, bool *id_is_staff,
+                  bool *actor_is_staff);
+
+/* ---- handlers ----------------------------------------------------------- */
+
+int profile_list(struct bk_call *c);
+int profile_get(struct bk_call *c);
+int profile_me(struct bk_call *c);
+int profile_update(struct bk_call *c);
+int profile_delete(struct bk_call *c);
+int profile_set_picture(struct bk_call *c);
+int profile_clear_picture(struct bk_call *c);
+int profile_follow(struct bk_call *c);
+int profile_unfollow(struct bk_call *c);
+int profile_followers(struct bk_call *c);
+int profile_following(struct bk_call *c);
+
+int education_list(struct bk_call *c);
+int education_get(struct bk_call *c);
+int education_create(struct bk_call *c);
+int education_update(struct bk_call *c);
+int education_delete(struct bk_call *c);
+
+int certificate_list(struct bk_call *c);
+int certificate_get(struct bk_call *c);
+int certificate_create(struct bk_call *c);
+int certificate_update(struct bk_call *c);
+int certificate_delete(struct bk_call *c);
+
+int achievement_list(struct bk_call *c);
+int achievement_get(struct bk_call *c);
+int achievement_create(struct bk_call *c);
+int achievement_update(struct bk_call *c);
+int achievement_delete(struct bk_call *c);
+
+int resume_get(struct bk_call *c);
+int resume_update(struct bk_call *c);
+int resume_delete(struct bk_call *c);
+
+int admin_list(struct bk_call *c);
+int admin_get(struct bk_call *c);
+int admin_update(struct bk_call *c);
+int admin_delete(struct bk_call *c);
+
+/* The SQL texts of the user lists, built once (prepared by address). */
+int pr_users_sql_init(void);
+
+#endif

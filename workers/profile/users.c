@@ -1,0 +1,559 @@
+/* profile.*: the user list and search, a user's profile with its nested
+ * lists, the caller's own profile (read, update, delete, picture), follows. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shared/password.h"
+#include "workers/profile/profile.h"
+
+/* ---- lists of users ------------------------------------------------------- */
+
+/* The list statements, one per (scope, role filter, number of search terms),
+ * built once: the database prepares each by its address, and each gets the
+ * plan that suits it.
+ *
+ * Without search terms: a count and a page by id (users_active_role serves a
+ * role filter). With terms: one statement that collects the matching ids
+ * through the trigram index once, counts them and joins the page's rows;
+ * left alone, the planner walks the primary key in id order and tests every
+ * row against the patterns, which costs more than the match itself. The
+ * count comes in every row (and alone, with a null id, past the end). */
+enum { PUBLIC, ADMIN };
+static char *page_sql[2][2][PR_MAX_TERMS + 1];
+static char *count_sql[2][2][PR_MAX_TERMS + 1];
+
+struct sb {
+    char buf[2048];
+    size_t n;
+};
+
+static void add(struct sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add(struct sb *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(b->buf + b->n, sizeof b->buf - b->n, fmt, ap);
+    va_end(ap);
+    if (k > 0)
+        b->n = b->n + (size_t)k < sizeof b->buf ? b->n + (size_t)k : sizeof b->buf - 1;
+}
+
+/* The WHERE clause; *k is the next parameter number. */
+static void add_where(struct sb *b, int scope, int role, int terms, int *k)
+{
+    add(b, "%s", scope == PUBLIC ? "u.is_active" : "true");
+    if (role)
+        add(b, " AND u.role = $%d", (*k)++);
+    for (int t = 0; t < terms; t++)
+        add(b, " AND u.search_text LIKE lower($%d)", (*k)++);
+}
+
+static char *build_sql(int scope, int role, int terms, bool count)
+{
+    struct sb b = {.n = 0};
+    int k = 1;
+    const char *row = scope == PUBLIC ? "profile_json(u, $1)" : "admin_user_json(u)";
+    if (scope == PUBLIC)
+        k++; /* $1 is the base URL in the page statements */
+    if (count) {
+        if (terms > 0)
+            return NULL; /* the page statement counts */
+        k = 1;
+        add(&b, "SELECT count(*) FROM users u WHERE ");
+        add_where(&b, scope, role, terms, &k);
+    } else if (terms == 0) {
+        add(&b, "SELECT NULL, %s FROM users u WHERE ", row);
+        add_where(&b, scope, role, terms, &k);
+        add(&b, " ORDER BY u.id LIMIT $%d OFFSET $%d", k, k + 1);
+    } else {
+        add(&b, "WITH m AS MATERIALIZED (SELECT u.id FROM users u WHERE ");
+        add_where(&b, scope, role, terms, &k);
+        add(&b,
+            ") SELECT c.n, %s, p.id FROM (SELECT count(*) AS n FROM m) c "
+            "LEFT JOIN LATERAL (SELECT id FROM m ORDER BY id LIMIT $%d OFFSET $%d) p ON true "
+            "LEFT JOIN users u ON u.id = p.id ORDER BY p.id",
+            row, k, k + 1);
+    }
+    return strdup(b.buf);
+}
+
+int pr_users_sql_init(void)
+{
+    for (int s = 0; s < 2; s++)
+        for (int r = 0; r < 2; r++)
+            for (int t = 0; t <= PR_MAX_TERMS; t++) {
+                page_sql[s][r][t] = build_sql(s, r, t, false);
+                count_sql[s][r][t] = build_sql(s, r, t, true);
+                if (!page_sql[s][r][t] || (t == 0 && !count_sql[s][r][t]))
+                    return -1;
+            }
+    return 0;
+}
+
+/* GET /api/users/ and /api/admin/users/: ?search= (every term in username,
+ * first or last name, designation or company), ?role=, paginated by id. */
+static int users_list(struct bk_call *c, int scope)
+{
+    const char *search = bk_arg_str(c, "search", BK_ALLOW_BLANK, 500);
+    const char *role = bk_arg_str(c, "role", BK_ALLOW_BLANK, 32);
+    struct bk_page p;
+    bk_page_args(c, &p);
+    if (bk_failed(c))
+        return bk_reply_invalid(c);
+    const char *terms[PR_MAX_TERMS];
+    int nt = search ? pr_search_patterns(c, search, terms) : 0;
+    bool by_role = role && *role;
+
+    const char *params[3 + 1 + PR_MAX_TERMS];
+    int n = 0;
+    int64_t count = -1;
+    if (nt == 0) {
+        if (by_role)
+            params[n++] = role;
+        PGresult *r = bk_sql(c, count_sql[scope][by_role][0], n, params);
+        if (!r)
+            return -1;
+        count = atoll(PQgetvalue(r, 0, 0));
+    }
+    json_t *results = json_array();
+    if (count < 0 || p.offset < count) {
+        n = 0;
+        if (scope == PUBLIC)
+            params[n++] = pr_base(c);
+        if (by_role)
+            params[n++] = role;
+        for (int i = 0; i < nt; i++)
+            params[n++] = terms[i];
+        params[n++] = p.limit_s;
+        params[n++] = p.offset_s;
+        PGresult *r = bk_sql(c, page_sql[scope][by_role][nt], n, params);
+        if (!r) {
+            json_decref(results);
+            return -1;
+        }
+        for (int i = 0; i < PQntuples(r); i++) {
+            if (nt > 0) {
+                count = atoll(PQgetvalue(r, i, 0));
+                if (PQgetisnull(r, i, 2)) /* past the end: only the count */
+                    continue;
+            }
+            json_t *u = pr_parse(c, PQgetvalue(r, i, 1));
+            if (!u) {
+                json_decref(results);
+                return -1;
+            }
+            if (scope == PUBLIC)
+                pr_hide_private(c, u);
+            json_array_append_new(results, u);
+        }
+    }
+    return bk_reply_page(c, &p, count < 0 ? 0 : count, results);
+}
+
+int profile_list(struct bk_call *c)
+{
+    return users_list(c, PUBLIC);
+}
+
+int admin_list(struct bk_call *c)
+{
+    return users_list(c, ADMIN);
+}
+
+/* The detail representation of r's row (profile_json, profile_nested_json). */
+static json_t *detail(struct bk_call *c, PGresult *r)
+{
+    json_t *u = pr_parse(c, PQgetvalue(r, 0, 0));
+    json_t *nested = pr_parse(c, PQgetvalue(r, 0, 1));
+    if (!u || !nested || json_object_update(u, nested) != 0) {
+        json_decref(u);
+        json_decref(nested);
+        return NULL;
+    }
+    json_decref(nested);
+    pr_hide_private(c, u);
+    return u;
+}
+
+static int reply_detail(struct bk_call *c, int status, PGresult *r)
+{
+    json_t *u = detail(c, r);
+    return u ? bk_reply(c, status, u) : -1;
+}
+
+static const char SQL_DETAIL[] = "SELECT profile_json(u, $2), profile_nested_json(u.id, $2) "
+                                 "FROM users u WHERE u.id = $1 AND u.is_active";
+
+int profile_get(struct bk_call *c)
+{
+    const char *id = bk_arg_id(c, "id");
+    if (bk_failed(c))
+        return bk_reply_invalid(c);
+    PGresult *r = BK_SQL(c, SQL_DETAIL, id, pr_base(c));
+    if (!r)
+        return -1;
+    if (PQntuples(r) == 0)
+        return bk_reply_detail(c, 404, "Not found.");
+    return reply_detail(c, 200, r);
+}
+
+static const char *me(struct bk_call *c)
+{
+    return bk_strf(c, "%lld", (long long)c->actor.user_id);
+}
+
+int profile_me(struct bk_call *c)
+{
+    PGresult *r = BK_SQL(c, SQL_DETAIL, me(c), pr_base(c));
+    if (!r)
+        return -1;
+    if (PQntuples(r) == 0)
+        return bk_reply_detail(c, 404, "Not found.");
+    return reply_detail(c, 200, r);
+}
+
+/* ---- update ----------------------------------------------------------------- */
+
+enum kind { TEXT, EMAIL, URL, PHONE, BOOL };
+
+/* The writable fields of /api/profile/, in the order of the UPDATE below.
+ * Everything else a client sends (id, username, role, is_staff, date_joined,
+ * profile_picture, the counts...) is read-only and ignored, as DRF does. */
+static const struct field {
+    const char *name;
+    enum kind kind;
+    size_t max;
+} fields[] = {
+    {"email", EMAIL, 254},   {"first_name", TEXT, 150}, {"last_name", TEXT, 150},
+    {"about", TEXT, 5000},   {"linkedin", URL, 200},    {"github", URL, 200},
+    {"phone_no", PHONE, 20}, {"address", TEXT, 1000},   {"designation", TEXT, 100},
+    {"company", TEXT, 100},  {"is_student", BOOL, 0},   {"is_alumni", BOOL, 0},
+    {"is_faculty", BOOL, 0},
+};
+#define N_FIELDS (sizeof fields / sizeof fields[0])
+
+static bool phone_ok(const char *s)
+{
+    for (; *s; s++)
+        if (!strchr("0123456789+-(). ", *s))
+            return false;
+    return true;
+}
+
+/* Reads the fields into v (NULL: absent, keep). PUT requires email, the one
+ * field without a default, as DRF's full update does. */
+static void read_fields(struct bk_call *c, bool partial, const char *v[N_FIELDS])
+{
+    for (size_t i = 0; i < N_FIELDS; i++) {
+        const struct field *f = &fields[i];
+        v[i] = NULL;
+        switch (f->kind) {
+        case EMAIL:
+            v[i] = pr_arg_text(c, f->name, partial ? BK_OPTIONAL : BK_REQUIRED, f->max);
+            if (v[i] && !pr_email_ok(v[i])) {
+                bk_error(c, f->name, "Enter a valid email address.");
+                v[i] = NULL;
+            }
+            break;
+        case TEXT:
+            v[i] = pr_arg_text(c, f->name, BK_ALLOW_BLANK, f->max);
+            break;
+        case PHONE:
+            v[i] = pr_arg_text(c, f->name, BK_ALLOW_BLANK, f->max);
+            if (v[i] && !phone_ok(v[i])) {
+                bk_error(c, f->name, "Enter a valid phone number.");
+                v[i] = NULL;
+            }
+            break;
+        case URL:
+            v[i] = pr_arg_url(c, f->name, BK_OPTIONAL);
+            break;
+        case BOOL: {
+            bool b;
+            if (bk_arg_present(c, f->name) && !bk_arg(c, f->name))
+                bk_error(c, f->name, "This field may not be null.");
+            else if (bk_arg_bool(c, f->name, BK_OPTIONAL, &b))
+                v[i] = b ? "true" : "false";
+            break;
+        }
+        }
+    }
+}
+
+int profile_update(struct bk_call *c)
+{
+    const char *v[N_FIELDS];
+    read_fields(c, pr_partial(c), v);
+    const char *uid = me(c);
+    if (v[0] && !bk_failed(c)) {
+        PGresult *r =
+            BK_SQL(c, "SELECT 1 FROM users WHERE lower(email) = lower($1) AND id <> $2", v[0], uid);
+        if (!r)
+            return -1;
+        if (PQntuples(r))
+            bk_error(c, "email", "A user with that email already exists.");
+    }
+    if (bk_failed(c))
+        return bk_reply_invalid(c);
+
+    PGresult *old = BK_SQL(c,
+                           "SELECT email, first_name, last_name, about, linkedin, github, "
+                           "phone_no, address, designation, company, is_student::text, "
+                           "is_alumni::text, is_faculty::text FROM users WHERE id = $1 FOR UPDATE",
+                           uid);
+    if (!old)
+        return -1;
+    if (PQntuples(old) == 0)
+        return bk_reply_detail(c, 404, "Not found.");
+    json_t *changed = json_array();
+    for (size_t i = 0; i < N_FIELDS; i++)
+        if (v[i] && strcmp(v[i], PQgetvalue(old, 0, (int)i)) != 0)
+            json_array_append_new(changed, json_string(fields[i].name));
+
+    PGresult *r = BK_SQL(c,
+                         "UPDATE users SET email = coalesce($2, email), "
+                         "first_name = coalesce($3, first_name), "
+                         "last_name = coalesce($4, last_name), about = coalesce($5, about), "
+                         "linkedin = coalesce($6, linkedin), github = coalesce($7, github), "
+                         "phone_no = coalesce($8, phone_no), address = coalesce($9, address), "
+                         "designation = coalesce($10, designation), "
+                         "company = coalesce($11, company), "
+                         "is_student = coalesce($12::boolean, is_student), "
+                         "is_alumni = coalesce($13::boolean, is_alumni), "
+                         "is_faculty = coalesce($14::boolean, is_faculty) WHERE id = $1 "
+                         "RETURNING profile_json(users, $15), profile_nested_json(id, $15)",
+                         uid, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10],
+                         v[11], v[12], pr_base(c));
+    if (!r) {
+        json_decref(changed);
+        if (strcmp(bk_sql_state(c), "23505") == 0) { /* a concurrent update took the email */
+            bk_error(c, "email", "A user with that email already exists.");
+            return bk_reply_invalid(c);
+        }
+        return -1;
+    }
+    if (json_array_size(changed) > 0)
+        bk_emit(
+            c, "user.updated",
+            json_pack("{s:I, s:o}", "user_id", (json_int_t)c->actor.user_id, "fields", changed));
+    else
+        json_decref(changed);
+    return reply_detail(c, 200, r);
+}
+
+/* ---- delete ------------------------------------------------------------------ */
+
+int profile_delete(struct bk_call *c)
+{
+    const char *password = bk_arg_str(c, "password", BK_REQUIRED | BK_NO_TRIM, 4096);
+    if (bk_failed(c))
+        return bk_reply_invalid(c);
+    const char *uid = me(c);
+    PGresult *r = BK_SQL(c, "SELECT password FROM users WHERE id = $1", uid);
+    if (!r)
+        return -1;
+    if (PQntuples(r) == 0)
+        return bk_reply_detail(c, 404, "Not found.");
+    /* the slow hash runs before any lock is taken */
+    if (bk_password_verify(PQgetvalue(r, 0, 0), password) != 0) {
+        bk_error(c, "password", "Incorrect password.");
+        return bk_reply_invalid(c);
+    }
+    if (c->actor.is_staff) {
+        int64_t n;
+        bool self_staff, actor_staff;
+        if (pr_lock_staff(c, uid, &n, &self_staff, &actor_staff) != 0)
+            return -1;
+        if (self_staff && n == 1)
+            return bk_reply_detail(c, 409, "The last active staff user cannot be deleted.");
+    }
+    /* token families, follows, educations... go with the row (ON DELETE
+     * CASCADE); blobs nothing refers to any more go with them (triggers) */
+    r = BK_SQL(c, "DELETE FROM users WHERE id = $1", uid);
+    if (!r)
+        return -1;
+    bk_emit(c, "user.deleted", json_pack("{s:I}", "user_id", (json_int_t)c->actor.user_id));
+    return bk_reply(c, 204, json_null());
+}
+
+/* ---- picture --------------------------------------------------------------- */
+
+int profile_set_picture(struct bk_call *c)
+{
+    struct pr_upload u;
+    if (pr_upload_read(c, "file", PR_IMAGE, true, &u) != 1)
+        return bk_reply_invalid(c);
+    const char *key;
+    if (pr_media_store(c, &u, &key) != 0)
+        return -1;
+    const char *uid = me(c);
+    PGresult *old = BK_SQL(c, "SELECT profile_picture FROM users WHERE id = $1 FOR UPDATE", uid);
+    if (!old)
+        return -1;
+    bool changed =
+        PQntuples(old) == 1 && (PQgetisnull(old, 0, 0) || strcmp(PQgetvalue(old, 0, 0), key) != 0);
+    PGresult *r = BK_SQL(c,
+                         "UPDATE users SET profile_picture = $2 WHERE id = $1 "
+                         "RETURNING profile_json(users, $3), profile_nested_json(id, $3)",
+                         uid, key, pr_base(c));
+    if (!r)
+        return -1;
+    if (PQntuples(r) == 0)
+        return bk_reply_detail(c, 404, "Not found.");
+    if (changed)
+        bk_emit(c, "user.updated",
+                json_pack("{s:I, s:[s]}", "user_id", (json_int_t)c->actor.user_id, "fields",
+                          "profile_picture"));
+    return reply_detail(c, 200, r);
+}
+
+int profile_clear_picture(struct bk_call *c)
+{
+    PGresult *r = BK_SQL(c,
+                         "UPDATE users SET profile_picture = NULL "
+                         "WHERE id = $1 AND profile_picture IS NOT NULL RETURNING 1",
+                         me(c));
+    if (!r)
+        return -1;
+    if (PQntuples(r) == 1)
+        bk_emit(c, "user.updated",
+                json_pack("{s:I, s:[s]}", "user_id", (json_int_t)c->actor.user_id, "fields",
+                          "profile_picture"));
+    return bk_reply(c, 204, json_null());
+}
+
+/* ---- follows --------------------------------------------------------------- */
+
+/* The target of a follow: an active user other than the caller. Returns its
+ * username, or NULL with the reply set (404 / 400) or *failed on a database
+ * failure. */
+static const char *follow_target(struct bk_call *c, const char *id, bool *failed)
+{
+    *failed = false;
+    if (!id) {
+        bk_reply_invalid(c);
+        return NULL;
+    }
+    PGresult *r = BK_SQL(c, "SELECT username FROM users WHERE id = $1 AND is_active", id);
+    if (!r) {
+        *failed = true;
+        return NULL;
+    }
+    if (PQntuples(r) == 0) {
+        bk_reply_detail(c, 404, "Not found.");
+        return NULL;
+    }
+    if (atoll(id) == c->actor.user_id) {
+        bk_reply_detail(c, 400, "You cannot follow yourself.");
+        return NULL;
+    }
+    return PQgetvalue(r, 0, 0);
+}
+
+static json_t *follow_event(struct bk_call *c, const char *id)
+{
+    return json_pack("{s:I, s:I}", "follower_id", (json_int_t)c->actor.user_id, "followee_id",
+                     (json_int_t)atoll(id));
+}
+
+int profile_follow(struct bk_call *c)
+{
+    const char *id = bk_arg_id(c, "id");
+    bool failed;
+    const char *name = follow_target(c, id, &failed);
+    if (!name)
+        return failed ? -1 : 0;
+    PGresult *r = BK_SQL(c,
+                         "INSERT INTO follows (follower_id, followee_id) VALUES ($1, $2) "
+                         "ON CONFLICT DO NOTHING RETURNING 1",
+                         me(c), id);
+    if (!r) {
+        if (strcmp(bk_sql_state(c), "23503") == 0) /* the target was deleted meanwhile */
+            return bk_reply_detail(c, 404, "Not found.");
+        return -1;
+    }
+    bool created = PQntuples(r) == 1;
+    if (created)
+        bk_emit(c, "user.followed", follow_event(c, id));
+    return bk_reply(c, created ? 201 : 200,
+                    json_pack("{s:s}", "detail", bk_strf(c, "You are now following %s.", name)));
+}
+
+int profile_unfollow(struct bk_call *c)
+{
+    const char *id = bk_arg_id(c, "id");
+    bool failed;
+    if (!follow_target(c, id, &failed))
+        return failed ? -1 : 0;
+    PGresult *r =
+        BK_SQL(c, "DELETE FROM follows WHERE follower_id = $1 AND followee_id = $2 RETURNING 1",
+               me(c), id);
+    if (!r)
+        return -1;
+    if (PQntuples(r) == 1)
+        bk_emit(c, "user.unfollowed", follow_event(c, id));
+    return bk_reply(c, 204, json_null());
+}
+
+/* followers (who follows id) or following (whom id follows), active users
+ * only, by id. */
+static int people(struct bk_call *c, bool followers)
+{
+    const char *id = bk_arg_id(c, "id");
+    struct bk_page p;
+    bk_page_args(c, &p);
+    if (bk_failed(c))
+        return bk_reply_invalid(c);
+    PGresult *r = BK_SQL(c, "SELECT 1 FROM users WHERE id = $1 AND is_active", id);
+    if (!r)
+        return -1;
+    if (PQntuples(r) == 0)
+        return bk_reply_detail(c, 404, "Not found.");
+    static const char count_followers[] =
+        "SELECT count(*) FROM follows f JOIN users u ON u.id = f.follower_id "
+        "WHERE f.followee_id = $1 AND u.is_active";
+    static const char count_following[] =
+        "SELECT count(*) FROM follows f JOIN users u ON u.id = f.followee_id "
+        "WHERE f.follower_id = $1 AND u.is_active";
+    static const char page_followers[] =
+        "SELECT profile_json(u, $2) FROM follows f JOIN users u ON u.id = f.follower_id "
+        "WHERE f.followee_id = $1 AND u.is_active ORDER BY u.id LIMIT $3 OFFSET $4";
+    static const char page_following[] =
+        "SELECT profile_json(u, $2) FROM follows f JOIN users u ON u.id = f.followee_id "
+        "WHERE f.follower_id = $1 AND u.is_active ORDER BY u.id LIMIT $3 OFFSET $4";
+    r = BK_SQL(c, followers ? count_followers : count_following, id);
+    if (!r)
+        return -1;
+    int64_t count = atoll(PQgetvalue(r, 0, 0));
+    json_t *results = json_array();
+    if (p.offset < count) {
+        r = BK_SQL(c, followers ? page_followers : page_following, id, pr_base(c), p.limit_s,
+                   p.offset_s);
+        if (!r) {
+            json_decref(results);
+            return -1;
+        }
+        for (int i = 0; i < PQntuples(r); i++) {
+            json_t *u = pr_parse(c, PQgetvalue(r, i, 0));
+            if (!u) {
+                json_decref(results);
+                return -1;
+            }
+            pr_hide_private(c, u);
+            json_array_append_new(results, u);
+        }
+    }
+    return bk_reply_page(c, &p, count, results);
+}
+
+int profile_followers(struct bk_call *c)
+{
+    return people(c, true);
+}
+
+int profile_following(struct bk_call *c)
+{
+    return people(c, false);
+}
