@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "shared/password.h"
+#include "shared/validate.h"
 #include "workers/auth/auth.h"
 
 static const char *const roles[] = {"member", "student", "alumni", "faculty", "teacher", NULL};
@@ -16,47 +17,6 @@ static bool username_ok(const char *s)
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)
         if (!(isalnum(*p) || *p >= 0x80 || strchr("@.+-_", *p)))
             return false;
-    return true;
-}
-
-/* Close to Django's EmailValidator: a dot-atom local part, a domain of
- * letter/digit/hyphen labels with a TLD of two or more letters. */
-static bool email_ok(const char *s)
-{
-    const char *at = strrchr(s, '@');
-    if (!at || at == s || strlen(at + 1) == 0)
-        return false;
-    const char *ok_local = "!#$%&'*+/=?^_`{|}~-";
-    for (const char *p = s; p < at; p++) {
-        if (*p == '.') {
-            if (p == s || p + 1 == at || p[1] == '.')
-                return false;
-        } else if (!isalnum((unsigned char)*p) && !strchr(ok_local, *p) &&
-                   (unsigned char)*p < 0x80) {
-            return false;
-        }
-    }
-    const char *d = at + 1, *label = d;
-    for (const char *p = d;; p++) {
-        if (*p == '.' || *p == '\0') {
-            size_t n = (size_t)(p - label);
-            if (n == 0 || n > 63 || label[0] == '-' || label[n - 1] == '-')
-                return false;
-            if (*p == '\0')
-                break;
-            label = p + 1;
-        } else if (!isalnum((unsigned char)*p) && *p != '-' && (unsigned char)*p < 0x80) {
-            return false;
-        }
-    }
-    /* the last label is the TLD: letters only (or punycode), two or more */
-    size_t tld = strlen(label);
-    if (label == d || tld < 2)
-        return false;
-    if (strncmp(label, "xn--", 4) != 0)
-        for (const char *p = label; *p; p++)
-            if (isdigit((unsigned char)*p) || *p == '-')
-                return false;
     return true;
 }
 
@@ -74,7 +34,7 @@ int auth_register(struct bk_call *c)
         bk_error(c, "username",
                  "Enter a valid username. This value may contain only letters, "
                  "numbers, and @/./+/-/_ characters.");
-    if (email && !email_ok(email))
+    if (email && !bk_valid_email(email))
         bk_error(c, "email", "Enter a valid email address.");
     if (role) {
         int i = 0;

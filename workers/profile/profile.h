@@ -91,8 +91,6 @@ const char *pr_arg_url(struct bk_call *c, const char *key, unsigned flags);
  * for an explicit null ("" too, as DRF reads a form), *set false when absent
  * or invalid. */
 const char *pr_arg_date(struct bk_call *c, const char *key, unsigned flags, bool *set);
-bool pr_email_ok(const char *s);
-bool pr_url_ok(const char *s);
 
 /* The owner of a row of an owned resource. sql takes the row id as $1 and
  * returns user_id first (and whatever else the caller needs in *row).

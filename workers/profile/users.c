@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "shared/password.h"
+#include "shared/validate.h"
 #include "workers/profile/profile.h"
 
 /* ---- lists of users ------------------------------------------------------- */
@@ -252,7 +253,7 @@ static void read_fields(struct bk_call *c, bool partial, const char *v[N_FIELDS]
         switch (f->kind) {
         case EMAIL:
             v[i] = pr_arg_text(c, f->name, partial ? BK_OPTIONAL : BK_REQUIRED, f->max);
-            if (v[i] && !pr_email_ok(v[i])) {
+            if (v[i] && !bk_valid_email(v[i])) {
                 bk_error(c, f->name, "Enter a valid email address.");
                 v[i] = NULL;
             }
