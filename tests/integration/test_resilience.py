@@ -1,0 +1,91 @@
+"""Availability: a worker stopped with SIGTERM finishes and leaves; the bridge
+then answers 503 at once for its commands (no consumer), health says so, and
+the commands that were published while nobody consumed are executed once the
+worker is back (nothing is lost)."""
+import os
+import signal
+import subprocess
+import time
+import unittest
+import uuid
+
+import msgpack
+import pika
+
+from helpers import amqp_call, amqp_connection, http, register_and_login
+
+RUN_DIR = os.environ.get("BK_RUN_DIR", ".run/test")
+BIN_DIR = os.environ.get("BK_BIN_DIR", "build/test/bin")
+REPO = os.environ.get("BK_REPO", ".")
+NAME = "payment-worker"
+
+
+def pid_file():
+    return os.path.join(RUN_DIR, f"{NAME}.pid")
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def consumers(queue):
+    status, _, body = http("GET", "/api/health/")
+    return body["queues"][queue]["consumers"] if status == 200 else None
+
+
+def wait(pred, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+class WorkerDown(unittest.TestCase):
+    def start_worker(self):
+        # as scripts/lib.sh starts it: own session, same log, pid file rewritten
+        log = open(os.path.join(RUN_DIR, "log", f"{NAME}.log"), "ab")
+        proc = subprocess.Popen([os.path.join(BIN_DIR, NAME)], cwd=REPO, stdout=log,
+                                stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        with open(pid_file(), "w") as f:
+            f.write(f"{proc.pid}\n")
+
+    def test_stopped_worker_gives_503_and_nothing_is_lost(self):
+        token, _ = register_and_login("down")
+        status, _, order = http("POST", "/api/orders/", {"product_name": "lamp", "quantity": 2,
+                                                         "price": "4.50"}, token=token)
+        self.assertEqual(status, 201, order)
+        with open(pid_file()) as f:
+            pid = int(f.read().split()[0])
+        os.kill(pid, signal.SIGTERM)
+        try:
+            self.assertTrue(wait(lambda: not alive(pid), 15), "the worker did not stop on SIGTERM")
+            self.assertTrue(wait(lambda: consumers("payment.commands") == 0, 10))
+            status, _, body = http("GET", "/api/payments/", token=token)
+            self.assertEqual((status, body), (503, {"detail": "Service unavailable."}))
+            self.assertEqual(http("GET", "/api/health/")[2]["workers"], "degraded")
+            # another service publishes a command meanwhile, fire-and-forget
+            conn = amqp_connection()
+            conn.channel().basic_publish("backend.commands", "payment.initiate", msgpack.packb(
+                {"v": 1, "auth": token, "args": {"order": order["id"], "amount": order["total"]}}),
+                pika.BasicProperties(content_type="application/msgpack", delivery_mode=2,
+                                     message_id=str(uuid.uuid4())))
+            conn.close()
+        finally:
+            self.start_worker()
+        self.assertTrue(wait(lambda: (consumers("payment.commands") or 0) > 0, 20))
+        # the command published while the worker was down ran once it came back
+        def paid():
+            status, _, body = http("GET", "/api/payments/", token=token)
+            return status == 200 and body["count"] == 1
+        self.assertTrue(wait(paid, 20), "the queued payment.initiate was not executed")
+        status, _, body = http("GET", f"/api/orders/{order['id']}/", token=token)
+        self.assertEqual(body["payment"]["amount"], "9.00")
+
+if __name__ == "__main__":
+    unittest.main()
