@@ -534,6 +534,7 @@ struct runtime {
     struct bk_outbox *outbox;
     const char *key_dir;
     long max_deliveries;
+    uint64_t ack_upto; /* the last delivery done and not acked yet, 0: none */
 };
 
 /* What we know of one delivery, read from its AMQP properties. */
@@ -704,14 +705,27 @@ static void send_detail(struct runtime *rt, const struct delivery *d, int status
     send_reply(rt, d, status, json_pack("{s:s}", "detail", detail));
 }
 
+/* Acks are batched: a delivery whose command has committed and replied is
+ * marked, and one ack with multiple=1 settles every marked delivery when no
+ * further one is waiting in our buffer (on a quorum queue each ack is a Raft
+ * command, so under load one ack per batch saves the broker real work). A
+ * crash before the flush only means a redelivery, which the inbox absorbs. */
 static void ack(struct runtime *rt, const struct delivery *d)
 {
-    amqp_basic_ack(rt->amqp, 1, d->tag, 0);
+    rt->ack_upto = d->tag;
+}
+
+static void flush_acks(struct runtime *rt)
+{
+    if (rt->ack_upto && rt->amqp)
+        amqp_basic_ack(rt->amqp, 1, rt->ack_upto, 1);
+    rt->ack_upto = 0;
 }
 
 /* Into backend.dead through the queue's dead-letter exchange. */
 static void dead_letter(struct runtime *rt, const struct delivery *d)
 {
+    flush_acks(rt);
     amqp_basic_reject(rt->amqp, 1, d->tag, 0);
 }
 
@@ -720,6 +734,7 @@ static void requeue(struct runtime *rt, const struct delivery *d)
 {
     /* a little pause so a database restart is not burnt through at once */
     usleep((useconds_t)(100000 * (d->delivery_count + 1)));
+    flush_acks(rt);
     amqp_basic_nack(rt->amqp, 1, d->tag, 0, 1);
 }
 
@@ -1179,6 +1194,8 @@ static int run_copy(const char *name, const struct bk_command *commands, int (*i
         }
         amqp_envelope_t env;
         struct timeval tv = {1, 0};
+        if (!amqp_data_in_buffer(rt.amqp) && !amqp_frames_enqueued(rt.amqp))
+            flush_acks(&rt); /* about to wait: settle what is done */
         amqp_maybe_release_buffers(rt.amqp);
         amqp_rpc_reply_t r = amqp_consume_message(rt.amqp, &env, &tv, 0);
         if (r.reply_type == AMQP_RESPONSE_NORMAL) {
@@ -1202,7 +1219,9 @@ static int run_copy(const char *name, const struct bk_command *commands, int (*i
         bk_log(BK_WARN, NULL, "broker connection lost, reconnecting");
         amqp_destroy_connection(rt.amqp);
         rt.amqp = NULL;
+        rt.ack_upto = 0; /* the broker requeues what the lost channel held */
     }
+    flush_acks(&rt);
     status = 0;
 out:
     bk_outbox_stop(rt.outbox);
