@@ -68,7 +68,7 @@ int bk_amqp_check(amqp_rpc_reply_t r, const char *what)
     return -1;
 }
 
-amqp_connection_state_t bk_amqp_connect(const char *name)
+amqp_connection_state_t bk_amqp_connect(const char *name, int heartbeat_s)
 {
     const char *host = bk_config_str("amqp_host", "127.0.0.1");
     int port = (int)bk_config_long("amqp_port", 5673);
@@ -92,8 +92,9 @@ amqp_connection_state_t bk_amqp_connect(const char *name)
     props[0].value.value.bytes = amqp_cstring_bytes(name);
     amqp_table_t client_props = {1, props};
     amqp_rpc_reply_t r = amqp_login_with_properties(
-        c, bk_config_str("amqp_vhost", "/"), 0, 131072, 30, &client_props, AMQP_SASL_METHOD_PLAIN,
-        bk_config_str("amqp_user", "guest"), bk_config_str("amqp_password", "guest"));
+        c, bk_config_str("amqp_vhost", "/"), 0, 131072, heartbeat_s, &client_props,
+        AMQP_SASL_METHOD_PLAIN, bk_config_str("amqp_user", "guest"),
+        bk_config_str("amqp_password", "guest"));
     if (bk_amqp_check(r, "login") != 0) {
         amqp_destroy_connection(c);
         return NULL;

@@ -26,8 +26,12 @@ extern const struct bk_amqp_queue bk_amqp_queues[];
 const struct bk_amqp_queue *bk_amqp_queue_for(const char *command);
 
 /* Opens a connection (amqp_* keys of the config), logs in and opens channel 1.
- * name shows in the management UI. Returns NULL on failure (logged). */
-amqp_connection_state_t bk_amqp_connect(const char *name);
+ * name shows in the management UI. heartbeat_s is the AMQP heartbeat: only
+ * for a connection whose owner calls into rabbitmq-c at least that often
+ * (rabbitmq-c sends heartbeats only from inside its calls); 0 turns them off,
+ * for a connection that may sit idle (the outbox relay's). Returns NULL on
+ * failure (logged). */
+amqp_connection_state_t bk_amqp_connect(const char *name, int heartbeat_s);
 
 /* Closes and destroys; c may be NULL. */
 void bk_amqp_close(amqp_connection_state_t c);

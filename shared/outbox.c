@@ -33,7 +33,8 @@ static int amqp_open(struct bk_outbox *o)
 {
     char name[96];
     snprintf(name, sizeof name, "%s-relay-%d", o->name, (int)getpid());
-    o->amqp = bk_amqp_connect(name);
+    /* idle between events: no heartbeats, or the broker closes it */
+    o->amqp = bk_amqp_connect(name, 0);
     if (!o->amqp)
         return -1;
     amqp_confirm_select(o->amqp, 1);

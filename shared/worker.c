@@ -1134,7 +1134,7 @@ static int consumer_open(struct runtime *rt, const char *queue)
 {
     char name[64];
     snprintf(name, sizeof name, "%s-worker-%d", rt->name, (int)getpid());
-    rt->amqp = bk_amqp_connect(name);
+    rt->amqp = bk_amqp_connect(name, 30); /* the consume loop wakes every second */
     if (!rt->amqp)
         return -1;
     if (bk_amqp_declare_topology(rt->amqp, 1) != 0)

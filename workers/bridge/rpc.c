@@ -242,7 +242,7 @@ static int refresh_consumers(void)
 
 static int connect_broker(void)
 {
-    amqp_connection_state_t c = bk_amqp_connect("bridge");
+    amqp_connection_state_t c = bk_amqp_connect("bridge", 30);
     if (!c)
         return -1;
     rt.conn = c;
