@@ -13,4 +13,20 @@ function M.done(summary, latency, requests)
       e.status, e.connect + e.read + e.write + e.timeout))
 end
 
+-- The same request every time, from the script's arguments:
+--   wrk ... SCRIPT URL -- METHOD PATH [TOKEN|-] [JSON_BODY]
+-- (TOKEN becomes "Authorization: Bearer TOKEN"; "-" or nothing: none).
+-- A scenario script that needs no more says `init = require("common").fixed`.
+function M.fixed(args)
+   wrk.method = args[1]
+   wrk.path = args[2]
+   if args[3] and args[3] ~= "-" and args[3] ~= "" then
+      wrk.headers["Authorization"] = "Bearer " .. args[3]
+   end
+   if args[4] and args[4] ~= "" then
+      wrk.headers["Content-Type"] = "application/json"
+      wrk.body = args[4]
+   end
+end
+
 return M
