@@ -1571,3 +1571,15 @@ int bk_reply_page(struct bk_call *c, const struct bk_page *p, int64_t count, jso
                     json_pack("{s:I, s:o, s:o, s:o}", "count", (json_int_t)count, "next", next,
                               "previous", prev, "results", results));
 }
+
+int bk_reply_page_text(struct bk_call *c, const struct bk_page *p, int64_t count,
+                       const char *results_json)
+{
+    json_error_t err;
+    json_t *results = json_loads(results_json, 0, &err);
+    if (!results) {
+        bk_log(BK_ERROR, c->correlation_id, "page results are not JSON: %s", err.text);
+        return -1;
+    }
+    return bk_reply_page(c, p, count, results);
+}

@@ -160,6 +160,9 @@ bool bk_page_args(struct bk_call *c, struct bk_page *p);
  * the request URL, or 404 {"detail": "Invalid page."} past the end (page 1 of
  * an empty list is fine). results is stolen. */
 int bk_reply_page(struct bk_call *c, const struct bk_page *p, int64_t count, json_t *results);
+/* The same with the results as a JSON array's text (json_agg from SQL). */
+int bk_reply_page_text(struct bk_call *c, const struct bk_page *p, int64_t count,
+                       const char *results_json);
 
 /* ---- errors and replies ------------------------------------------------- */
 

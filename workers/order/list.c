@@ -63,11 +63,7 @@ int order_list(struct bk_call *c)
     PGresult *r = bk_sql(c, page_sql[everyone][status != NULL], n, params);
     if (!r || PQntuples(r) != 1)
         return -1;
-    json_error_t err;
-    json_t *results = json_loads(PQgetvalue(r, 0, 1), 0, &err);
-    if (!results)
-        return -1;
-    return bk_reply_page(c, &page, atoll(PQgetvalue(r, 0, 0)), results);
+    return bk_reply_page_text(c, &page, atoll(PQgetvalue(r, 0, 0)), PQgetvalue(r, 0, 1));
 }
 
 int order_get(struct bk_call *c)

@@ -26,11 +26,7 @@ int payment_list(struct bk_call *c)
                                              bk_strf(c, "%lld", (long long)c->actor.user_id));
     if (!r || PQntuples(r) != 1)
         return -1;
-    json_error_t err;
-    json_t *results = json_loads(PQgetvalue(r, 0, 1), 0, &err);
-    if (!results)
-        return -1;
-    return bk_reply_page(c, &page, atoll(PQgetvalue(r, 0, 0)), results);
+    return bk_reply_page_text(c, &page, atoll(PQgetvalue(r, 0, 0)), PQgetvalue(r, 0, 1));
 }
 
 int payment_get(struct bk_call *c)
