@@ -272,6 +272,36 @@ class Hygiene(unittest.TestCase):
         # an access token is not a refresh token
         self.assertEqual(refresh(tokens["access"])[::2], (401, INVALID))
 
+    def sign(self, claims):
+        """A token signed with the instance's real key, as shared/jwt.c does."""
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        key_dir = os.environ.get("BK_KEY_DIR", ".run/test/keys")
+        with open(os.path.join(key_dir, "signing.key")) as f:
+            secret_hex, kid = f.read().split()[:2]
+        key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(secret_hex)[:32])
+        signing_input = f"{b64({'alg': 'EdDSA', 'typ': 'JWT', 'kid': kid})}.{b64(claims)}"
+        sig = base64.urlsafe_b64encode(key.sign(signing_input.encode())).rstrip(b"=").decode()
+        return f"{signing_input}.{sig}"
+
+    def test_expired_and_claimless_tokens_are_refused(self):
+        _, tokens = new_user()
+        claims = pyjwt.decode(tokens["access"], options={"verify_signature": False})
+        # the signing helper is right: a fresh copy of the claims is accepted
+        fresh = self.sign(claims)
+        self.assertEqual(http("POST", "/api/auth/token/verify/", {"token": fresh})[0], 200)
+        now = int(time.time())
+        for what, bad in {
+            "expired": dict(claims, iat=now - 7200, exp=now - 3600),
+            "no exp": {k: v for k, v in claims.items() if k != "exp"},
+            "exp as text": dict(claims, exp=str(now + 600)),
+            "unknown token type": dict(claims, token_type="id"),
+        }.items():
+            token = self.sign(bad)
+            status, _, body = http("POST", "/api/auth/logout/all/", {}, token=token)
+            self.assertEqual((status, body), (401, NOT_VALID), what)
+            self.assertEqual(http("POST", "/api/auth/token/verify/", {"token": token})[::2],
+                             (401, INVALID), what)
+
     def test_service_token_refused_where_not_allowed(self):
         out = ctl("service-token", "billing", "--ttl", "60")
         self.assertEqual(out.returncode, 0, out.stderr)
