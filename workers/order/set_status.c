@@ -8,9 +8,10 @@
 
 static const char *const statuses[] = {"pending", "shipped", "delivered", "cancelled", NULL};
 
-/* The reference's order_transition_allowed: staff may ship a paid pending
- * order, deliver a shipped one and cancel an unpaid pending one; the owner
- * may cancel a pending one. */
+/* Staff may ship a paid pending order, deliver a shipped one and cancel an
+ * unpaid pending one; the owner may cancel a pending unpaid one (issue 6: a
+ * paid order cancelled by its owner would keep a completed payment; the
+ * reference lets the owner cancel regardless). */
 static bool transition_allowed(const char *cur, const char *to, bool paid, bool staff, bool owner)
 {
     bool pending = strcmp(cur, "pending") == 0;
@@ -22,7 +23,7 @@ static bool transition_allowed(const char *cur, const char *to, bool paid, bool 
         if (pending && strcmp(to, "cancelled") == 0 && !paid)
             return true;
     }
-    return owner && pending && strcmp(to, "cancelled") == 0;
+    return owner && pending && strcmp(to, "cancelled") == 0 && !paid;
 }
 
 int order_set_status(struct bk_call *c)
