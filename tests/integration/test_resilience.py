@@ -12,7 +12,7 @@ import uuid
 import msgpack
 import pika
 
-from helpers import amqp_call, amqp_connection, http, register_and_login
+from helpers import PASSWORD, amqp_call, amqp_connection, db, http, register_and_login, unique
 
 RUN_DIR = os.environ.get("BK_RUN_DIR", ".run/test")
 BIN_DIR = os.environ.get("BK_BIN_DIR", "build/test/bin")
@@ -86,6 +86,33 @@ class WorkerDown(unittest.TestCase):
         self.assertTrue(wait(paid, 20), "the queued payment.initiate was not executed")
         status, _, body = http("GET", f"/api/orders/{order['id']}/", token=token)
         self.assertEqual(body["payment"]["amount"], "9.00")
+
+class DeadLetterReplay(unittest.TestCase):
+    def test_replayed_dead_letter_takes_effect_once(self):
+        name = unique("replay")
+        args = {"username": name, "email": f"{name}@example.com", "password": PASSWORD,
+                "password2": PASSWORD}
+        mid = str(uuid.uuid4())
+        # as if it had failed five deliveries: 500 and into backend.dead
+        reply = amqp_call("auth.register", args, message_id=mid,
+                          headers={"x-delivery-count": 5})
+        self.assertEqual(reply["status"], 500)
+        out = subprocess.run([os.path.join(BIN_DIR, "backendctl"), "replay-dead-letters",
+                              "--command", "auth.register"], cwd=REPO, capture_output=True,
+                             text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("replayed", out.stdout)
+
+        def users():
+            with db() as conn, conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM users WHERE username = %s", (name,))
+                return cur.fetchone()[0]
+        self.assertTrue(wait(lambda: users() == 1, 15), "the replayed command did not run")
+        # the same message_id again: the stored reply, no second user
+        again = amqp_call("auth.register", args, message_id=mid)
+        self.assertEqual(again["status"], 201)
+        self.assertEqual(users(), 1)
+
 
 if __name__ == "__main__":
     unittest.main()

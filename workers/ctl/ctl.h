@@ -8,5 +8,6 @@ int ctl_keygen(int argc, char **argv);
 int ctl_service_token(int argc, char **argv);
 int ctl_createsuperuser(int argc, char **argv);
 int ctl_flush_expired(int argc, char **argv);
+int ctl_replay_dead_letters(int argc, char **argv);
 
 #endif

@@ -19,6 +19,8 @@ static const struct {
      "--username U --email E (password from "
      "BACKEND_SUPERUSER_PASSWORD or a prompt)"},
     {"flush-expired", ctl_flush_expired, "delete expired tokens, reset links, inbox rows"},
+    {"replay-dead-letters", ctl_replay_dead_letters,
+     "put backend.dead back on backend.commands [--limit N] [--command PREFIX]"},
     {NULL, NULL, NULL},
 };
 
