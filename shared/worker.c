@@ -800,6 +800,7 @@ static int authenticate(struct runtime *rt, const struct delivery *d, const stru
         return 401;
     }
     c->actor.user_id = cl.user_id;
+    snprintf(c->actor.id, sizeof c->actor.id, "%s", id);
     c->actor.is_staff = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
     snprintf(c->actor.role, sizeof c->actor.role, "%s", PQgetvalue(r, 0, 2));
     PQclear(r);

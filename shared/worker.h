@@ -42,6 +42,7 @@
 struct bk_actor {
     bool authenticated;
     int64_t user_id; /* 0 for a service token */
+    char id[24];     /* user_id as an SQL parameter ("42"), "" for a service */
     bool is_staff;
     char role[16];
     char service[64]; /* a service token's name, else "" */

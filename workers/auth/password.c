@@ -48,7 +48,7 @@ int auth_change_password(struct bk_call *c)
     const char *old = bk_arg_str(c, "old_password", BK_REQUIRED | BK_NO_TRIM, 4096);
     const char *pw = bk_arg_str(c, "new_password", BK_REQUIRED | BK_NO_TRIM, 4096);
     const char *pw2 = bk_arg_str(c, "new_password2", BK_REQUIRED | BK_NO_TRIM, 4096);
-    const char *id = bk_strf(c, "%lld", (long long)c->actor.user_id);
+    const char *id = c->actor.id;
     PGresult *r = BK_SQL(c,
                          "SELECT password, username, email, first_name, last_name, is_staff, "
                          "role FROM users WHERE id = $1 FOR UPDATE",

@@ -143,7 +143,7 @@ int auth_revoke_all(struct bk_call *c, const char *user_id, const char *reason)
 
 int auth_logout_all(struct bk_call *c)
 {
-    if (auth_revoke_all(c, bk_strf(c, "%lld", (long long)c->actor.user_id), "logout_all") != 0)
+    if (auth_revoke_all(c, c->actor.id, "logout_all") != 0)
         return -1;
     return bk_reply_detail(c, 200, "Successfully logged out of all sessions.");
 }

@@ -57,7 +57,7 @@ int order_list(struct bk_call *c)
     const char *params[4] = {page.limit_s, page.offset_s};
     int n = 2;
     if (!everyone)
-        params[n++] = bk_strf(c, "%lld", (long long)c->actor.user_id);
+        params[n++] = c->actor.id;
     if (status)
         params[n++] = status;
     PGresult *r = bk_sql(c, page_sql[everyone][status != NULL], n, params);
@@ -75,7 +75,7 @@ int order_get(struct bk_call *c)
         c->actor.is_staff
             ? BK_SQL(c, "SELECT order_json(o) FROM orders o WHERE o.id = $1", id)
             : BK_SQL(c, "SELECT order_json(o) FROM orders o WHERE o.id = $1 AND o.user_id = $2", id,
-                     bk_strf(c, "%lld", (long long)c->actor.user_id));
+                     c->actor.id);
     if (!r)
         return -1;
     if (PQntuples(r) == 0)

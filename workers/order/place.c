@@ -11,11 +11,11 @@ int order_place(struct bk_call *c)
     if (bk_failed(c))
         return bk_reply_invalid(c);
 
-    PGresult *r = BK_SQL(c,
-                         "INSERT INTO orders (user_id, product_name, quantity, price) "
-                         "VALUES ($1, $2, $3, $4) RETURNING order_json(orders)",
-                         bk_strf(c, "%lld", (long long)c->actor.user_id), name,
-                         bk_strf(c, "%lld", (long long)quantity), bk_money_str(c, price));
+    PGresult *r =
+        BK_SQL(c,
+               "INSERT INTO orders (user_id, product_name, quantity, price) "
+               "VALUES ($1, $2, $3, $4) RETURNING order_json(orders)",
+               c->actor.id, name, bk_strf(c, "%lld", (long long)quantity), bk_money_str(c, price));
     if (!r || PQntuples(r) != 1)
         return -1;
     const char *order = PQgetvalue(r, 0, 0);

@@ -36,7 +36,7 @@ int order_set_status(struct bk_call *c)
     if (bk_failed(c))
         return bk_reply_invalid(c);
 
-    const char *me = bk_strf(c, "%lld", (long long)c->actor.user_id);
+    const char *me = c->actor.id;
     PGresult *r = c->actor.is_staff
                       ? BK_SQL(c, "SELECT status, user_id FROM orders WHERE id = $1 FOR UPDATE", id)
                       : BK_SQL(c,

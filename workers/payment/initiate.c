@@ -93,7 +93,7 @@ int payment_initiate(struct bk_call *c)
                              "SELECT o.status, o.total::text, (o.total * 100)::bigint, "
                              "EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.id) "
                              "FROM orders o WHERE o.id = $1 AND o.user_id = $2 FOR UPDATE",
-                             order, bk_strf(c, "%lld", (long long)c->actor.user_id));
+                             order, c->actor.id);
         if (!r)
             return -1;
         if (PQntuples(r) == 0) {

@@ -21,9 +21,9 @@ int payment_list(struct bk_call *c)
     struct bk_page page;
     if (!bk_page_args(c, &page))
         return bk_reply_invalid(c);
-    PGresult *r = c->actor.is_staff ? BK_SQL(c, all_page_sql, page.limit_s, page.offset_s)
-                                    : BK_SQL(c, own_page_sql, page.limit_s, page.offset_s,
-                                             bk_strf(c, "%lld", (long long)c->actor.user_id));
+    PGresult *r = c->actor.is_staff
+                      ? BK_SQL(c, all_page_sql, page.limit_s, page.offset_s)
+                      : BK_SQL(c, own_page_sql, page.limit_s, page.offset_s, c->actor.id);
     if (!r || PQntuples(r) != 1)
         return -1;
     return bk_reply_page_text(c, &page, atoll(PQgetvalue(r, 0, 0)), PQgetvalue(r, 0, 1));
@@ -40,7 +40,7 @@ int payment_get(struct bk_call *c)
                                "SELECT payment_json(p) FROM payments p "
                                "JOIN orders o ON o.id = p.order_id "
                                "WHERE p.id = $1 AND o.user_id = $2",
-                               id, bk_strf(c, "%lld", (long long)c->actor.user_id));
+                               id, c->actor.id);
     if (!r)
         return -1;
     if (PQntuples(r) == 0)

@@ -63,8 +63,7 @@ int achievement_create(struct bk_call *c)
                          "INSERT INTO achievements (user_id, title, description, date, image) "
                          "VALUES ($1, $2, coalesce($3, ''), $4::date, $5) "
                          "RETURNING achievement_json(achievements, $6)",
-                         bk_strf(c, "%lld", (long long)c->actor.user_id), a.title, a.description,
-                         a.date, a.image, pr_base(c));
+                         c->actor.id, a.title, a.description, a.date, a.image, pr_base(c));
     if (!r)
         return -1;
     return bk_reply_text(c, 201, PQgetvalue(r, 0, 0));

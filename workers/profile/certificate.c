@@ -65,8 +65,7 @@ int certificate_create(struct bk_call *c)
                          "INSERT INTO certificates (user_id, title, issuer, date, link, image) "
                          "VALUES ($1, $2, $3, $4::date, coalesce($5, ''), $6) "
                          "RETURNING certificate_json(certificates, $7)",
-                         bk_strf(c, "%lld", (long long)c->actor.user_id), x.title, x.issuer, x.date,
-                         x.link, x.image, pr_base(c));
+                         c->actor.id, x.title, x.issuer, x.date, x.link, x.image, pr_base(c));
     if (!r)
         return -1;
     return bk_reply_text(c, 201, PQgetvalue(r, 0, 0));

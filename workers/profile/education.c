@@ -86,13 +86,12 @@ int education_create(struct bk_call *c)
         check_years(c, &e, NULL);
     if (bk_failed(c))
         return bk_reply_invalid(c);
-    PGresult *r =
-        BK_SQL(c,
-               "INSERT INTO educations (user_id, degree, institution, start_year, "
-               "end_year) VALUES ($1, $2, $3, $4, $5) "
-               "RETURNING education_json(educations, $6)",
-               bk_strf(c, "%lld", (long long)c->actor.user_id), e.degree, e.institution,
-               num(c, e.has_start, e.start), num(c, e.has_end && !e.end_null, e.end), pr_base(c));
+    PGresult *r = BK_SQL(c,
+                         "INSERT INTO educations (user_id, degree, institution, start_year, "
+                         "end_year) VALUES ($1, $2, $3, $4, $5) "
+                         "RETURNING education_json(educations, $6)",
+                         c->actor.id, e.degree, e.institution, num(c, e.has_start, e.start),
+                         num(c, e.has_end && !e.end_null, e.end), pr_base(c));
     if (!r)
         return -1;
     return bk_reply_text(c, 201, PQgetvalue(r, 0, 0));

@@ -4,15 +4,10 @@
 
 #include "workers/profile/profile.h"
 
-static const char *me(struct bk_call *c)
-{
-    return bk_strf(c, "%lld", (long long)c->actor.user_id);
-}
-
 /* GET /api/resume/ (own) or GET /api/users/{id}/resume/ (args.id). */
 int resume_get(struct bk_call *c)
 {
-    const char *id = bk_arg_present(c, "id") ? bk_arg_id(c, "id") : me(c);
+    const char *id = bk_arg_present(c, "id") ? bk_arg_id(c, "id") : c->actor.id;
     if (bk_failed(c))
         return bk_reply_invalid(c);
     PGresult *r =
@@ -36,7 +31,7 @@ int resume_update(struct bk_call *c)
                          "INSERT INTO resumes (user_id, file) VALUES ($1, $2) "
                          "ON CONFLICT (user_id) DO UPDATE SET file = EXCLUDED.file, "
                          "uploaded_at = now() RETURNING resume_json(resumes, $3)",
-                         me(c), key, pr_base(c));
+                         c->actor.id, key, pr_base(c));
     if (!r)
         return -1;
     return bk_reply_text(c, 200, PQgetvalue(r, 0, 0));
@@ -44,7 +39,7 @@ int resume_update(struct bk_call *c)
 
 int resume_delete(struct bk_call *c)
 {
-    PGresult *r = BK_SQL(c, "DELETE FROM resumes WHERE user_id = $1 RETURNING 1", me(c));
+    PGresult *r = BK_SQL(c, "DELETE FROM resumes WHERE user_id = $1 RETURNING 1", c->actor.id);
     if (!r)
         return -1;
     if (PQntuples(r) == 0)

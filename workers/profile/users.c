@@ -200,14 +200,9 @@ int profile_get(struct bk_call *c)
     return reply_detail(c, 200, r);
 }
 
-static const char *me(struct bk_call *c)
-{
-    return bk_strf(c, "%lld", (long long)c->actor.user_id);
-}
-
 int profile_me(struct bk_call *c)
 {
-    PGresult *r = BK_SQL(c, SQL_DETAIL, me(c), pr_base(c));
+    PGresult *r = BK_SQL(c, SQL_DETAIL, c->actor.id, pr_base(c));
     if (!r)
         return -1;
     if (PQntuples(r) == 0)
@@ -287,7 +282,7 @@ int profile_update(struct bk_call *c)
 {
     const char *v[N_FIELDS];
     read_fields(c, pr_partial(c), v);
-    const char *uid = me(c);
+    const char *uid = c->actor.id;
     if (v[0] && !bk_failed(c)) {
         PGresult *r =
             BK_SQL(c, "SELECT 1 FROM users WHERE lower(email) = lower($1) AND id <> $2", v[0], uid);
@@ -351,7 +346,7 @@ int profile_delete(struct bk_call *c)
     const char *password = bk_arg_str(c, "password", BK_REQUIRED | BK_NO_TRIM, 4096);
     if (bk_failed(c))
         return bk_reply_invalid(c);
-    const char *uid = me(c);
+    const char *uid = c->actor.id;
     PGresult *r = BK_SQL(c, "SELECT password FROM users WHERE id = $1", uid);
     if (!r)
         return -1;
@@ -389,7 +384,7 @@ int profile_set_picture(struct bk_call *c)
     const char *key;
     if (pr_media_store(c, &u, &key) != 0)
         return -1;
-    const char *uid = me(c);
+    const char *uid = c->actor.id;
     PGresult *old = BK_SQL(c, "SELECT profile_picture FROM users WHERE id = $1 FOR UPDATE", uid);
     if (!old)
         return -1;
@@ -415,7 +410,7 @@ int profile_clear_picture(struct bk_call *c)
     PGresult *r = BK_SQL(c,
                          "UPDATE users SET profile_picture = NULL "
                          "WHERE id = $1 AND profile_picture IS NOT NULL RETURNING 1",
-                         me(c));
+                         c->actor.id);
     if (!r)
         return -1;
     if (PQntuples(r) == 1)
@@ -469,7 +464,7 @@ int profile_follow(struct bk_call *c)
     PGresult *r = BK_SQL(c,
                          "INSERT INTO follows (follower_id, followee_id) VALUES ($1, $2) "
                          "ON CONFLICT DO NOTHING RETURNING 1",
-                         me(c), id);
+                         c->actor.id, id);
     if (!r) {
         if (strcmp(bk_sql_state(c), "23503") == 0) /* the target was deleted meanwhile */
             return bk_reply_detail(c, 404, "Not found.");
@@ -490,7 +485,7 @@ int profile_unfollow(struct bk_call *c)
         return failed ? -1 : 0;
     PGresult *r =
         BK_SQL(c, "DELETE FROM follows WHERE follower_id = $1 AND followee_id = $2 RETURNING 1",
-               me(c), id);
+               c->actor.id, id);
     if (!r)
         return -1;
     if (PQntuples(r) == 1)
