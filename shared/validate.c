@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+const char *const bk_roles[] = {"member", "student", "alumni", "faculty", "teacher", NULL};
+
 /* One host label of letters, digits and hyphens (any non-ASCII byte counts
  * as a letter, as Django's \u00a1-\uffff range does), not starting or ending
  * with a hyphen, at most 63 characters. */

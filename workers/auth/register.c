@@ -8,8 +8,6 @@
 #include "shared/validate.h"
 #include "workers/auth/auth.h"
 
-static const char *const roles[] = {"member", "student", "alumni", "faculty", "teacher", NULL};
-
 /* Django's UnicodeUsernameValidator: \w, @ . + - _ (we take ASCII letters
  * and digits plus any non-ASCII letter byte sequence, as \w does for most). */
 static bool username_ok(const char *s)
@@ -28,7 +26,7 @@ int auth_register(struct bk_call *c)
     const char *password2 = bk_arg_str(c, "password2", BK_REQUIRED | BK_NO_TRIM, 4096);
     const char *first = bk_arg_str(c, "first_name", BK_ALLOW_BLANK, 150);
     const char *last = bk_arg_str(c, "last_name", BK_ALLOW_BLANK, 150);
-    const char *role = bk_arg_str(c, "role", BK_OPTIONAL, 16);
+    const char *role = bk_arg_choice(c, "role", BK_OPTIONAL, bk_roles);
 
     if (username && !username_ok(username))
         bk_error(c, "username",
@@ -36,13 +34,6 @@ int auth_register(struct bk_call *c)
                  "numbers, and @/./+/-/_ characters.");
     if (email && !bk_valid_email(email))
         bk_error(c, "email", "Enter a valid email address.");
-    if (role) {
-        int i = 0;
-        while (roles[i] && strcmp(roles[i], role) != 0)
-            i++;
-        if (!roles[i])
-            bk_error(c, "role", "\"%s\" is not a valid choice.", role);
-    }
     if (username && !bk_failed(c)) {
         PGresult *r = BK_SQL(c, "SELECT 1 FROM users WHERE username = $1", username);
         if (!r)

@@ -8,9 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shared/validate.h"
 #include "workers/profile/profile.h"
-
-static const char *const roles[] = {"member", "student", "alumni", "faculty", "teacher", NULL};
 
 int admin_get(struct bk_call *c)
 {
@@ -49,16 +48,12 @@ int admin_update(struct bk_call *c)
     if (PQntuples(r) == 0)
         return bk_reply_detail(c, 404, "Not found.");
 
-    const char *role = pr_arg_text(c, "role", BK_ALLOW_BLANK, 64);
-    if (role) {
-        int i = 0;
-        while (roles[i] && strcmp(roles[i], role) != 0)
-            i++;
-        if (!roles[i]) {
-            bk_error(c, "role", "\"%s\" is not a valid choice.", role);
-            role = NULL;
-        }
-    }
+    /* DRF's ChoiceField: an explicit null is an error even when optional */
+    const char *role = NULL;
+    if (bk_arg_present(c, "role") && !bk_arg(c, "role"))
+        bk_error(c, "role", "This field may not be null.");
+    else
+        role = bk_arg_choice(c, "role", BK_OPTIONAL, bk_roles);
     const char *staff = arg_flag(c, "is_staff");
     const char *active = arg_flag(c, "is_active");
     if (bk_failed(c))
