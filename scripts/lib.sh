@@ -29,6 +29,17 @@ die() {
     exit 1
 }
 
+# Under `set -e` a failing command ends the script; this names it, so that no
+# script dies silently. errtrace carries the trap into functions and
+# subshells. Commands tested by if/while/||/&& do not trigger it.
+bk_on_err() {
+    local rc=$? cmd=$BASH_COMMAND src=${BASH_SOURCE[1]:-$0} line=${BASH_LINENO[0]:-?}
+    printf 'error: %s line %s: `%s` failed (exit %s)\n' "${src#"$BK_REPO"/}" "$line" "$cmd" "$rc" >&2
+    printf '       the output above says why; fix that and run the script again (it resumes: finished steps are skipped)\n' >&2
+}
+set -o errtrace
+trap bk_on_err ERR
+
 # Seconds since the epoch with milliseconds, and the time since $1 as "1.234s".
 bk_now() { date +%s.%N | cut -c1-14; }
 bk_since() { awk -v a="$1" -v b="$(bk_now)" 'BEGIN { printf "%.1fs", b - a }'; }
