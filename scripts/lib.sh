@@ -34,6 +34,8 @@ die() {
 # subshells. Commands tested by if/while/||/&& do not trigger it.
 bk_on_err() {
     local rc=$? cmd=$BASH_COMMAND src=${BASH_SOURCE[1]:-$0} line=${BASH_LINENO[0]:-?}
+    # the trap fires under `set +e` too, where a failure is expected and handled
+    [[ $- == *e* ]] || return 0
     printf 'error: %s line %s: `%s` failed (exit %s)\n' "${src#"$BK_REPO"/}" "$line" "$cmd" "$rc" >&2
     printf '       the output above says why; fix that and run the script again (it resumes: finished steps are skipped)\n' >&2
 }

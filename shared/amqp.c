@@ -70,8 +70,8 @@ int bk_amqp_check(amqp_rpc_reply_t r, const char *what)
 
 amqp_connection_state_t bk_amqp_connect(const char *name, int heartbeat_s)
 {
-    const char *host = bk_config_str("amqp_host", "127.0.0.1");
-    int port = (int)bk_config_long("amqp_port", 5673);
+    const char *host = bk_config_str("amqp_host");
+    int port = (int)bk_config_long("amqp_port");
     amqp_connection_state_t c = amqp_new_connection();
     amqp_socket_t *s = amqp_tcp_socket_new(c);
     if (!s) {
@@ -92,9 +92,8 @@ amqp_connection_state_t bk_amqp_connect(const char *name, int heartbeat_s)
     props[0].value.value.bytes = amqp_cstring_bytes(name);
     amqp_table_t client_props = {1, props};
     amqp_rpc_reply_t r = amqp_login_with_properties(
-        c, bk_config_str("amqp_vhost", "/"), 0, 131072, heartbeat_s, &client_props,
-        AMQP_SASL_METHOD_PLAIN, bk_config_str("amqp_user", "guest"),
-        bk_config_str("amqp_password", "guest"));
+        c, bk_config_str("amqp_vhost"), 0, 131072, heartbeat_s, &client_props,
+        AMQP_SASL_METHOD_PLAIN, bk_config_str("amqp_user"), bk_config_str("amqp_password"));
     if (bk_amqp_check(r, "login") != 0) {
         amqp_destroy_connection(c);
         return NULL;

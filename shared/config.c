@@ -1,29 +1,140 @@
 #include "shared/config.h"
 
 #include <ctype.h>
-#include <pthread.h>
 #include <errno.h>
-#include <stdio.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "shared/log.h"
-
-#define MAX_KEYS 128
-#define MAX_LINE 1024
-
-struct entry {
-    char *key;
-    char *value;
+enum type {
+    T_STR,     /* any text */
+    T_INT,     /* a whole number within [min, max] */
+    T_PORT,    /* a TCP port, 1-65535 */
+    T_CHOICE,  /* one of choices */
+    T_URL,     /* http(s)://host[:port][/path], no trailing slash, query or fragment */
+    T_ORIGINS, /* a list of http(s)://host[:port] (CORS origins) */
+    T_HOSTS,   /* a list of host names (".example.com" for subdomains, "*" for any) */
 };
 
-static struct entry entries[MAX_KEYS];
-static int n_entries;
-/* Environment lookups are cached so returned pointers stay stable. */
-static struct entry env_cache[MAX_KEYS];
-static int n_env;
-/* the bridge and the outbox relay read the config from several threads */
-static pthread_mutex_t env_mu = PTHREAD_MUTEX_INITIALIZER;
+struct key {
+    const char *name;
+    enum type type;
+    const char *def; /* NULL: unset unless configured */
+    long min, max;   /* T_INT */
+    const char *const *choices;
+    bool secret; /* masked by bk_config_print */
+    const char *help;
+};
+
+static const char *const LOG_LEVELS[] = {"debug", "info", "warn", "warning", "error", NULL};
+
+#define STR(n, d, h)                                                                               \
+    {                                                                                              \
+        n, T_STR, d, 0, 0, NULL, false, h                                                          \
+    }
+#define SECRET(n, d, h)                                                                            \
+    {                                                                                              \
+        n, T_STR, d, 0, 0, NULL, true, h                                                           \
+    }
+#define INT(n, d, lo, hi, h)                                                                       \
+    {                                                                                              \
+        n, T_INT, d, lo, hi, NULL, false, h                                                        \
+    }
+#define PORT(n, d, h)                                                                              \
+    {                                                                                              \
+        n, T_PORT, d, 1, 65535, NULL, false, h                                                     \
+    }
+#define TYPED(n, t, d, h)                                                                          \
+    {                                                                                              \
+        n, t, d, 0, 0, NULL, false, h                                                              \
+    }
+#define MIB (1024L * 1024L)
+
+/* Every key, once: its type, limits, default and meaning. `backendctl config`
+ * prints them; config/backend.conf only sets what differs. */
+static const struct key KEYS[] = {
+    /* RabbitMQ */
+    STR("amqp_host", "127.0.0.1", "broker host"),
+    PORT("amqp_port", "5673", "broker AMQP port"),
+    STR("amqp_user", "guest", "broker user"),
+    SECRET("amqp_password", "guest", "broker password"),
+    STR("amqp_vhost", "/", "broker virtual host"),
+    INT("amqp_prefetch", "16", 1, 65535, "unacked commands a worker copy holds at once"),
+    /* PostgreSQL */
+    SECRET("db_conninfo",
+           "host=127.0.0.1 port=5433 user=backend password=backend dbname=backend "
+           "connect_timeout=5",
+           "libpq connection string"),
+    /* HTTP bridge */
+    STR("http_host", "127.0.0.1", "address the bridge binds"),
+    PORT("http_port", "8000", "port the bridge binds"),
+    INT("http_timeout_ms", "5000", 100, 600000,
+        "how long the bridge waits for a worker's reply before answering 504"),
+    INT("http_health_timeout_ms", "2000", 100, 60000, "how long a health check waits"),
+    INT("http_max_json_bytes", "1048576", 1024, 256 * MIB, "largest JSON request body"),
+    INT("http_max_upload_bytes", "5242880", 1024, 256 * MIB, "largest multipart upload"),
+    INT("http_threads", "1", 1, 64, "bridge HTTP threads"),
+    INT("http_max_connections", "4096", 1, 1000000, "open HTTP connections at most"),
+    INT("http_idle_timeout_s", "30", 1, 3600, "an idle keep-alive connection is closed after"),
+    INT("http_max_header_bytes", "65536", 1024, 16 * MIB, "request line + headers at most"),
+    INT("http_max_inflight", "10000", 1, 1000000,
+        "commands in flight at once; beyond it the bridge answers 503"),
+    TYPED("public_base_url", T_URL, "http://127.0.0.1:8000",
+          "absolute links (next/previous, media) start with this, never with the Host header"),
+    TYPED("allowed_hosts", T_HOSTS, NULL,
+          "Host headers the bridge accepts (Django's ALLOWED_HOSTS; unset: http_host, "
+          "localhost, 127.0.0.1)"),
+    TYPED("cors_allowed_origins", T_ORIGINS, NULL,
+          "origins a browser may call from (CORS); unset: none"),
+    /* workers */
+    INT("worker_copies", "2", 1, 32, "copies of each worker process (competing consumers)"),
+    INT("auth_copies", NULL, 1, 32, "copies of the auth worker (default worker_copies)"),
+    INT("profile_copies", NULL, 1, 32, "copies of the profile worker (default worker_copies)"),
+    INT("order_copies", NULL, 1, 32, "copies of the order worker (default worker_copies)"),
+    INT("payment_copies", NULL, 1, 32, "copies of the payment worker (default worker_copies)"),
+    INT("max_deliveries", "5", 1, 1000,
+        "deliveries of one command before it is dead-lettered with a 500 reply"),
+    /* tokens and passwords */
+    STR("key_dir", ".run/keys", "Ed25519 signing key (auth worker) and public keys"),
+    INT("jwt_access_ttl", "1800", 60, 86400, "access token lifetime, seconds"),
+    INT("jwt_refresh_ttl", "86400", 300, 366L * 86400, "refresh token lifetime, seconds"),
+    INT("argon2_opslimit", "2", 2, 64, "argon2id passes (never below 2)"),
+    INT("argon2_memlimit_kib", "19456", 19456, 4L * 1024 * 1024,
+        "argon2id memory, KiB (never below 19 MiB)"),
+    INT("password_reset_ttl", "3600", 60, 7L * 86400, "password reset tokens live this long"),
+    INT("login_max_failures_account", "5", 1, 1000000,
+        "failed logins per account within the window, then 429"),
+    INT("login_max_failures_address", "50", 1, 1000000,
+        "failed logins per client address within the window, then 429"),
+    INT("login_window_s", "900", 1, 7L * 86400, "the login throttling window, seconds"),
+    /* paths */
+    STR("schema_dir", "schema", "migrations (backendctl migrate)"),
+    STR("common_passwords", "data/common-passwords.txt.gz", "Django's common password list"),
+    {"log_level", T_CHOICE, "info", 0, 0, LOG_LEVELS, false, "debug, info, warn or error"},
+};
+#define N_KEYS (sizeof KEYS / sizeof KEYS[0])
+
+/* Variables that are not keys but are read from the environment. */
+static const char *const ENV_ONLY[] = {
+    "BACKEND_CONFIG",             /* the file to load */
+    "BACKEND_SUPERUSER_PASSWORD", /* backendctl createsuperuser without a prompt */
+    NULL,
+};
+
+enum source { SRC_DEFAULT, SRC_FILE, SRC_ENV };
+
+struct value {
+    char *text; /* NULL: unset */
+    enum source source;
+    int line; /* SRC_FILE */
+    long num; /* T_INT, T_PORT */
+};
+
+static struct value values[N_KEYS];
+static char loaded_path[1024];
+
+#define MAX_LINE 4096
 
 static char *trim(char *s)
 {
@@ -35,13 +146,180 @@ static char *trim(char *s)
     return s;
 }
 
-int bk_config_load(const char *path)
+static int find(const char *name)
 {
-    if (!path)
-        path = getenv("BACKEND_CONFIG");
-    if (!path)
-        path = "config/backend.conf";
-    bk_config_free();
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (strcmp(KEYS[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Levenshtein distance of two short strings (keys are under 64 bytes). */
+static size_t distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63)
+        return SIZE_MAX;
+    size_t row[64];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            size_t best = diag + cost;
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+const char *bk_config_nearest(const char *name)
+{
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        size_t d = distance(name, KEYS[i].name);
+        if (d < best_d) {
+            best_d = d;
+            best = KEYS[i].name;
+        }
+    }
+    /* a hint only when it is plausibly a typo */
+    size_t len = strlen(name);
+    return best_d <= (len < 9 ? 2 : len / 3) ? best : NULL;
+}
+
+static bool is_http_url(const char *s, bool path_allowed)
+{
+    const char *rest = strncmp(s, "http://", 7) == 0    ? s + 7
+                       : strncmp(s, "https://", 8) == 0 ? s + 8
+                                                        : NULL;
+    if (!rest || !*rest || *rest == '/' || *rest == ':')
+        return false;
+    for (const char *p = rest; *p; p++)
+        if (isspace((unsigned char)*p) || *p == '?' || *p == '#' || *p == '"' || *p == '\\' ||
+            (unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
+            return false;
+    const char *slash = strchr(rest, '/');
+    if (slash && !path_allowed)
+        return false;
+    return s[strlen(s) - 1] != '/';
+}
+
+static bool is_host_pattern(const char *s, size_t n)
+{
+    if (n == 1 && *s == '*')
+        return true;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr(".-:[]", s[i]))
+            return false;
+    return n > 0 && n < 254;
+}
+
+/* Checks a list (separated by spaces or commas) item by item. */
+static bool list_ok(const char *s, enum type t, char *bad, size_t badlen)
+{
+    while (*s) {
+        size_t skip = strspn(s, " ,\t");
+        s += skip;
+        size_t n = strcspn(s, " ,\t");
+        if (n == 0)
+            break;
+        char item[512];
+        snprintf(item, sizeof item, "%.*s", (int)(n < 511 ? n : 511), s);
+        bool ok = n < 511 && (t == T_ORIGINS ? is_http_url(item, false) : is_host_pattern(s, n));
+        if (!ok) {
+            snprintf(bad, badlen, "%s", item);
+            return false;
+        }
+        s += n;
+    }
+    return true;
+}
+
+/* Checks one value against its declaration; prints the reason and returns
+ * -1 when it does not fit. */
+static int check(size_t i)
+{
+    const struct key *k = &KEYS[i];
+    struct value *v = &values[i];
+    const char *s = v->text;
+    char bad[512];
+    if (!s)
+        return 0;
+    switch (k->type) {
+    case T_STR:
+        return 0;
+    case T_INT:
+    case T_PORT: {
+        char *end;
+        errno = 0;
+        long n = strtol(s, &end, 10);
+        bool number = *s && !isspace((unsigned char)*s) && *end == '\0';
+        if (number && errno == ERANGE)
+            n = LONG_MAX; /* a whole number, far out of range */
+        if (number && n >= k->min && n <= k->max) {
+            v->num = n;
+            return 0;
+        }
+        if (k->type == T_PORT)
+            fprintf(stderr, "config: %s: \"%s\" is not a port (1-65535)\n", k->name, s);
+        else if (!number)
+            fprintf(stderr, "config: %s: \"%s\" is not a whole number\n", k->name, s);
+        else
+            fprintf(stderr, "config: %s: %s is out of range (%ld-%ld)\n", k->name, s, k->min,
+                    k->max);
+        return -1;
+    }
+    case T_CHOICE:
+        for (int c = 0; k->choices[c]; c++)
+            if (strcmp(s, k->choices[c]) == 0)
+                return 0;
+        fprintf(stderr, "config: %s: \"%s\" is not one of: %s\n", k->name, s, k->help);
+        return -1;
+    case T_URL:
+        if (is_http_url(s, true))
+            return 0;
+        fprintf(stderr,
+                "config: %s: \"%s\" is not an http(s) URL without a trailing slash, query or "
+                "fragment (e.g. https://api.example.com)\n",
+                k->name, s);
+        return -1;
+    case T_ORIGINS:
+        if (list_ok(s, k->type, bad, sizeof bad))
+            return 0;
+        fprintf(stderr,
+                "config: %s: \"%s\" is not an origin (scheme://host[:port], no path or "
+                "trailing slash)\n",
+                k->name, bad);
+        return -1;
+    case T_HOSTS:
+        if (list_ok(s, k->type, bad, sizeof bad))
+            return 0;
+        fprintf(stderr, "config: %s: \"%s\" is not a host name\n", k->name, bad);
+        return -1;
+    }
+    return -1;
+}
+
+static void set_value(size_t i, const char *text, enum source src, int line)
+{
+    free(values[i].text);
+    values[i].text = text ? strdup(text) : NULL;
+    values[i].source = src;
+    values[i].line = line;
+}
+
+static int read_file(const char *path)
+{
     FILE *f = fopen(path, "r");
     if (!f) {
         fprintf(stderr,
@@ -54,77 +332,212 @@ int bk_config_load(const char *path)
     int lineno = 0, rc = 0;
     while (fgets(line, sizeof line, f)) {
         lineno++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            fprintf(stderr, "config: %s:%d: line longer than %d bytes\n", path, lineno,
+                    MAX_LINE - 2);
+            rc = -1;
+            break;
+        }
         char *s = trim(line);
         if (*s == '\0' || *s == '#')
             continue;
         char *eq = strchr(s, '=');
-        if (!eq || n_entries == MAX_KEYS) {
+        if (!eq) {
             fprintf(stderr, "config: %s:%d: expected 'key = value'\n", path, lineno);
             rc = -1;
-            break;
+            continue;
         }
         *eq = '\0';
-        entries[n_entries].key = strdup(trim(s));
-        entries[n_entries].value = strdup(trim(eq + 1));
-        n_entries++;
+        const char *name = trim(s);
+        int i = find(name);
+        if (i < 0) {
+            const char *near = bk_config_nearest(name);
+            fprintf(stderr, "config: %s:%d: unknown key \"%s\"%s%s%s\n", path, lineno, name,
+                    near ? " (did you mean \"" : "", near ? near : "", near ? "\"?)" : "");
+            rc = -1;
+            continue;
+        }
+        set_value((size_t)i, trim(eq + 1), SRC_FILE, lineno);
     }
     fclose(f);
     return rc;
 }
 
-const char *bk_config_str(const char *key, const char *def)
+extern char **environ;
+
+/* BACKEND_* variables: each must name a key (or be one of ENV_ONLY). */
+static int read_environment(void)
 {
-    char name[128] = "BACKEND_";
-    size_t k = strlen(name);
-    for (const char *p = key; *p && k < sizeof name - 1; p++)
-        name[k++] = (char)toupper((unsigned char)*p);
-    name[k] = '\0';
-    const char *env = getenv(name);
-    if (env) {
-        const char *found = env;
-        pthread_mutex_lock(&env_mu);
-        int i = 0;
-        while (i < n_env &&
-               !(strcmp(env_cache[i].key, key) == 0 && strcmp(env_cache[i].value, env) == 0))
-            i++;
-        if (i < n_env) {
-            found = env_cache[i].value;
-        } else if (n_env < MAX_KEYS) {
-            env_cache[n_env].key = strdup(key);
-            env_cache[n_env].value = strdup(env);
-            found = env_cache[n_env++].value;
+    int rc = 0;
+    for (char **e = environ; *e; e++) {
+        if (strncmp(*e, "BACKEND_", 8) != 0)
+            continue;
+        const char *eq = strchr(*e, '=');
+        size_t n = eq ? (size_t)(eq - *e) : strlen(*e);
+        char var[128], name[128];
+        if (n >= sizeof var) {
+            fprintf(stderr, "config: unknown variable %.40s... (name too long)\n", *e);
+            rc = -1;
+            continue;
         }
-        pthread_mutex_unlock(&env_mu);
-        return found;
+        memcpy(var, *e, n);
+        var[n] = '\0';
+        bool env_only = false;
+        for (int j = 0; ENV_ONLY[j]; j++)
+            env_only = env_only || strcmp(var, ENV_ONLY[j]) == 0;
+        if (env_only)
+            continue;
+        for (size_t j = 8; j <= n; j++)
+            name[j - 8] = (char)tolower((unsigned char)var[j]);
+        int i = find(name);
+        if (i < 0) {
+            const char *near = bk_config_nearest(name);
+            char up[128] = "";
+            for (size_t j = 0; near && near[j] && j < sizeof up - 1; j++)
+                up[j] = (char)toupper((unsigned char)near[j]), up[j + 1] = '\0';
+            fprintf(stderr, "config: unknown variable %s%s%s%s\n", var,
+                    near ? " (did you mean BACKEND_" : "", near ? up : "", near ? "?)" : "");
+            rc = -1;
+            continue;
+        }
+        char *copy = strdup(eq ? eq + 1 : "");
+        if (!copy)
+            return -1;
+        set_value((size_t)i, trim(copy), SRC_ENV, 0);
+        free(copy);
     }
-    for (int i = 0; i < n_entries; i++)
-        if (strcmp(entries[i].key, key) == 0)
-            return entries[i].value;
-    return def;
+    return rc;
 }
 
-long bk_config_long(const char *key, long def)
+int bk_config_load(const char *path)
 {
-    const char *s = bk_config_str(key, NULL);
-    if (!s || !*s)
-        return def;
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end)
-        return def;
-    return v;
+    bk_config_free();
+    if (!path)
+        path = getenv("BACKEND_CONFIG");
+    if (!path)
+        path = "config/backend.conf";
+    snprintf(loaded_path, sizeof loaded_path, "%s", path);
+    for (size_t i = 0; i < N_KEYS; i++)
+        set_value(i, KEYS[i].def, SRC_DEFAULT, 0);
+    int rc = read_file(path);
+    if (read_environment() != 0)
+        rc = -1;
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (check(i) != 0)
+            rc = -1;
+    return rc;
+}
+
+static const struct value *lookup(const char *key, const struct key **k)
+{
+    int i = find(key);
+    if (i < 0) {
+        fprintf(stderr, "config: bug: undeclared key \"%s\" (declare it in shared/config.c)\n",
+                key);
+        return NULL;
+    }
+    if (k)
+        *k = &KEYS[i];
+    return &values[i];
+}
+
+const char *bk_config_str(const char *key)
+{
+    const struct value *v = lookup(key, NULL);
+    return v && v->text ? v->text : "";
+}
+
+long bk_config_long(const char *key)
+{
+    const struct key *k = NULL;
+    const struct value *v = lookup(key, &k);
+    if (!v || !v->text || (k->type != T_INT && k->type != T_PORT))
+        return 0;
+    return v->num;
+}
+
+bool bk_config_set(const char *key)
+{
+    const struct value *v = lookup(key, NULL);
+    return v && v->text;
+}
+
+const char *bk_config_path(void)
+{
+    return loaded_path;
+}
+
+/* db_conninfo without its password: "password=..." becomes "password=***". */
+static void mask_conninfo(const char *s, char *out, size_t n)
+{
+    const char *p = strstr(s, "password");
+    size_t o = 0;
+    while (*s && o + 1 < n) {
+        if (s == p) {
+            const char *eq = s + strlen("password");
+            while (*eq == ' ')
+                eq++;
+            if (*eq == '=') {
+                o += (size_t)snprintf(out + o, n - o, "password=***");
+                s = eq + 1;
+                while (*s == ' ')
+                    s++;
+                if (*s == '\'') { /* a quoted value ends at the next unescaped quote */
+                    for (s++; *s && *s != '\''; s++)
+                        if (*s == '\\' && s[1])
+                            s++;
+                    if (*s)
+                        s++;
+                } else {
+                    while (*s && !isspace((unsigned char)*s))
+                        s++;
+                }
+                p = strstr(s, "password");
+                continue;
+            }
+            p = strstr(s + 1, "password");
+        }
+        out[o++] = *s++;
+    }
+    out[o < n ? o : n - 1] = '\0';
+}
+
+void bk_config_print(FILE *out)
+{
+    fprintf(out, "# effective configuration (file: %s)\n", loaded_path);
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const struct key *k = &KEYS[i];
+        const struct value *v = &values[i];
+        char shown[1024];
+        if (!v->text)
+            snprintf(shown, sizeof shown, "(unset)");
+        else if (k->secret && strcmp(k->name, "db_conninfo") == 0)
+            mask_conninfo(v->text, shown, sizeof shown);
+        else if (k->secret)
+            snprintf(shown, sizeof shown, "***");
+        else
+            snprintf(shown, sizeof shown, "%s", v->text);
+        char src[1100];
+        if (v->source == SRC_ENV) {
+            char up[128];
+            size_t j = 0;
+            for (; k->name[j] && j < sizeof up - 1; j++)
+                up[j] = (char)toupper((unsigned char)k->name[j]);
+            up[j] = '\0';
+            snprintf(src, sizeof src, "environment BACKEND_%s", up);
+        } else if (v->source == SRC_FILE) {
+            snprintf(src, sizeof src, "file %s:%d", loaded_path, v->line);
+        } else {
+            snprintf(src, sizeof src, "default");
+        }
+        fprintf(out, "%-28s = %-40s # %s; %s\n", k->name, shown, src, k->help);
+    }
 }
 
 void bk_config_free(void)
 {
-    for (int i = 0; i < n_entries; i++) {
-        free(entries[i].key);
-        free(entries[i].value);
+    for (size_t i = 0; i < N_KEYS; i++) {
+        free(values[i].text);
+        values[i] = (struct value){0};
     }
-    for (int i = 0; i < n_env; i++) {
-        free(env_cache[i].key);
-        free(env_cache[i].value);
-    }
-    n_entries = n_env = 0;
 }

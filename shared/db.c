@@ -29,7 +29,7 @@ static void on_notice(void *arg, const char *message)
 
 static PGconn *connect_once(void)
 {
-    const char *ci = bk_config_str("db_conninfo", "");
+    const char *ci = bk_config_str("db_conninfo");
     PGconn *c = PQconnectdb(ci);
     if (PQstatus(c) != CONNECTION_OK) {
         bk_log(BK_WARN, NULL, "db: cannot connect: %s", PQerrorMessage(c));

@@ -15,11 +15,11 @@ static enum bk_log_level min_level = BK_INFO;
 void bk_log_init(const char *name)
 {
     snprintf(component, sizeof component, "%s", name);
-    const char *lvl = bk_config_str("log_level", "info");
-    min_level = strcmp(lvl, "debug") == 0   ? BK_DEBUG
-                : strcmp(lvl, "warn") == 0  ? BK_WARN
-                : strcmp(lvl, "error") == 0 ? BK_ERROR
-                                            : BK_INFO;
+    const char *lvl = bk_config_str("log_level");
+    min_level = strcmp(lvl, "debug") == 0                                 ? BK_DEBUG
+                : strcmp(lvl, "warn") == 0 || strcmp(lvl, "warning") == 0 ? BK_WARN
+                : strcmp(lvl, "error") == 0                               ? BK_ERROR
+                                                                          : BK_INFO;
 }
 
 /* Appends s as a JSON string body (without quotes) to buf at *o. */

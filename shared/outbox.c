@@ -9,7 +9,9 @@
 
 #include "shared/amqp.h"
 #include "shared/db.h"
+#include "shared/json.h"
 #include "shared/log.h"
+#include "shared/util.h"
 
 #define BATCH 200
 
@@ -28,6 +30,42 @@ struct bk_outbox {
 static const char SQL_CLAIM[] = "SELECT id, event_id, routing_key, body FROM outbox "
                                 "ORDER BY id LIMIT 200 FOR UPDATE SKIP LOCKED";
 static const char SQL_DONE[] = "DELETE FROM outbox WHERE id = ANY($1::bigint[])";
+
+static const char SQL_PUT[] =
+    "INSERT INTO outbox (event_id, routing_key, body) VALUES ($1, $2, $3)";
+
+int bk_outbox_put(struct bk_db *db, const char *event, json_t *data, const char *correlation_id,
+                  const char *causation_id)
+{
+    char id[37], at[32];
+    bk_uuid4(id);
+    bk_rfc3339(bk_now_ms() * 1000, at);
+    json_t *ev = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s?, s:o}", "v", 1, "event", event, "id", id,
+                           "occurred_at", at, "correlation_id", correlation_id, "causation_id",
+                           causation_id, "data", data);
+    if (!ev)
+        return -1;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int rc = bk_json_pack(&pk, ev);
+    if (rc == 0) {
+        const char *v[] = {id, event, sb.data};
+        const int len[] = {0, 0, (int)sb.size};
+        const int fmt[] = {0, 0, 1};
+        PGresult *r = bk_db_exec_bin(db, SQL_PUT, 3, v, len, fmt);
+        if (!bk_db_ok(r)) {
+            bk_log(BK_ERROR, correlation_id, "outbox insert of %s failed: %s", event,
+                   r ? PQresultErrorMessage(r) : "connection lost");
+            rc = -1;
+        }
+        PQclear(r);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    json_decref(ev);
+    return rc;
+}
 
 static int amqp_open(struct bk_outbox *o)
 {

@@ -7,7 +7,17 @@
 #ifndef BK_OUTBOX_H
 #define BK_OUTBOX_H
 
+#include <jansson.h>
+
 struct bk_outbox;
+struct bk_db;
+
+/* Writes the event (an envelope {v, event, id, occurred_at, correlation_id,
+ * causation_id, data}) as an outbox row on db, inside the caller's
+ * transaction; the relay publishes it after the commit. data is stolen;
+ * causation_id may be NULL (not caused by a command). 0 or -1 (logged). */
+int bk_outbox_put(struct bk_db *db, const char *event, json_t *data, const char *correlation_id,
+                  const char *causation_id);
 
 /* Starts the relay thread with its own database and broker connections.
  * NULL on failure. */

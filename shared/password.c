@@ -508,7 +508,7 @@ int bk_password_load_common(const char *path)
     struct common_list *list = NULL;
     bool skipping = false;
     if (!path)
-        path = bk_config_str("common_passwords", "data/common-passwords.txt.gz");
+        path = bk_config_str("common_passwords");
     pthread_mutex_lock(&common_lock);
     if (__atomic_load_n(&common, __ATOMIC_ACQUIRE)) {
         rc = 0; /* the first successful load wins: readers hold no lock */
@@ -666,8 +666,8 @@ out:
 int bk_password_hash(const char *password, char out[crypto_pwhash_STRBYTES])
 {
     unsigned long long ops, mem;
-    long cfg_ops = bk_config_long("argon2_opslimit", (long)MIN_OPSLIMIT);
-    long cfg_kib = bk_config_long("argon2_memlimit_kib", (long)(MIN_MEMLIMIT / 1024));
+    long cfg_ops = bk_config_long("argon2_opslimit");
+    long cfg_kib = bk_config_long("argon2_memlimit_kib");
     if (!password || sodium_init() < 0)
         return -1;
     ops = cfg_ops > (long)MIN_OPSLIMIT ? (unsigned long long)cfg_ops : MIN_OPSLIMIT;

@@ -1140,7 +1140,7 @@ static int consumer_open(struct runtime *rt, const char *queue)
         return -1;
     if (bk_amqp_declare_topology(rt->amqp, 1) != 0)
         goto fail;
-    amqp_basic_qos(rt->amqp, 1, 0, (uint16_t)bk_config_long("amqp_prefetch", 16), 0);
+    amqp_basic_qos(rt->amqp, 1, 0, (uint16_t)bk_config_long("amqp_prefetch"), 0);
     if (bk_amqp_check(amqp_get_rpc_reply(rt->amqp), "basic.qos") != 0)
         goto fail;
     amqp_basic_consume(rt->amqp, 1, amqp_cstring_bytes(queue), amqp_empty_bytes, 0, 0, 0,
@@ -1159,8 +1159,8 @@ static int run_copy(const char *name, const struct bk_command *commands, int (*i
     struct runtime rt = {
         .name = name,
         .commands = commands,
-        .key_dir = bk_config_str("key_dir", ".run/keys"),
-        .max_deliveries = bk_config_long("max_deliveries", 5),
+        .key_dir = bk_config_str("key_dir"),
+        .max_deliveries = bk_config_long("max_deliveries"),
     };
     char queue[64];
     snprintf(queue, sizeof queue, "%s.commands", name);
@@ -1257,9 +1257,10 @@ int bk_worker_main(const char *name, const struct bk_command *commands, int (*in
         return 2;
     char key[64];
     snprintf(key, sizeof key, "%s_copies", name);
-    long copies = bk_config_long(key, bk_config_long("worker_copies", 2));
+    /* <name>_copies, else worker_copies; config.c bounds both to 1..MAX_COPIES */
+    long copies = bk_config_set(key) ? bk_config_long(key) : bk_config_long("worker_copies");
     if (copies < 1 || copies > MAX_COPIES)
-        copies = 2;
+        copies = MAX_COPIES;
 
     struct sigaction sa = {0};
     sa.sa_handler = on_stop; /* no SA_RESTART: waitpid and consume wake up */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shared/config.h"
 #include "shared/password.h"
 
 #define SIMILAR_USERNAME "The password is too similar to the username."
@@ -131,9 +132,9 @@ static void test_hash_verify(void **state)
 {
     (void)state;
     char hash[crypto_pwhash_STRBYTES];
-    /* costs below the floor are raised to t = 2, m = 19 MiB */
-    setenv("BACKEND_ARGON2_OPSLIMIT", "1", 1);
-    setenv("BACKEND_ARGON2_MEMLIMIT_KIB", "8", 1);
+    /* no configuration (or one below the floor, which bk_config_load refuses
+     * anyway): t = 2, m = 19 MiB */
+    bk_config_free();
     assert_int_equal(bk_password_hash("correct horse battery staple", hash), 0);
     assert_true(strncmp(hash, "$argon2id$v=19$m=19456,t=2,p=1$", 31) == 0);
     assert_int_equal(bk_password_verify(hash, "correct horse battery staple"), 0);
@@ -145,11 +146,12 @@ static void test_hash_verify(void **state)
     assert_string_not_equal(hash, hash2); /* salted */
 
     setenv("BACKEND_ARGON2_OPSLIMIT", "3", 1);
+    assert_int_equal(bk_config_load(NULL), 0);
     assert_int_equal(bk_password_hash("p\xc3\xa4ss", hash), 0);
     assert_true(strncmp(hash, "$argon2id$v=19$m=19456,t=3,p=1$", 31) == 0);
     assert_int_equal(bk_password_verify(hash, "p\xc3\xa4ss"), 0);
     unsetenv("BACKEND_ARGON2_OPSLIMIT");
-    unsetenv("BACKEND_ARGON2_MEMLIMIT_KIB");
+    bk_config_free();
 
     assert_int_equal(bk_password_verify("", "x"), -1);
     assert_int_equal(bk_password_verify("pbkdf2_sha256$260000$salt$hash", "x"), -1);

@@ -14,7 +14,7 @@
 int auth_issue_pair(struct bk_call *c, const char *user_id, bool is_staff, const char *role,
                     const char *family, const char **access, const char **refresh)
 {
-    const char *dir = bk_config_str("key_dir", ".run/keys");
+    const char *dir = bk_config_str("key_dir");
     int64_t now = bk_now_ms() / 1000;
     struct bk_jwt_claims a = {.iat = now, .user_id = atoll(user_id), .is_staff = is_staff};
     snprintf(a.token_type, sizeof a.token_type, "access");
@@ -22,8 +22,8 @@ int auth_issue_pair(struct bk_call *c, const char *user_id, bool is_staff, const
     snprintf(a.family, sizeof a.family, "%s", family);
     struct bk_jwt_claims r = a;
     snprintf(r.token_type, sizeof r.token_type, "refresh");
-    a.exp = now + bk_config_long("jwt_access_ttl", 1800);
-    r.exp = now + bk_config_long("jwt_refresh_ttl", 86400);
+    a.exp = now + bk_config_long("jwt_access_ttl");
+    r.exp = now + bk_config_long("jwt_refresh_ttl");
     bk_uuid4(a.jti);
     bk_uuid4(r.jti);
     char *at = bk_alloc(c, BK_JWT_MAX + 1), *rt = bk_alloc(c, BK_JWT_MAX + 1);
@@ -73,7 +73,7 @@ static void burn_verify(const char *password)
  * now, -1 on a database failure. */
 static long throttled_for(struct bk_call *c, const char *account_key, const char *address_key)
 {
-    const char *window = bk_strf(c, "%ld", bk_config_long("login_window_s", 900));
+    const char *window = bk_strf(c, "%ld", bk_config_long("login_window_s"));
     PGresult *r = BK_SQL(c,
                          "SELECT key, failures, greatest(1, ceil(extract(epoch FROM "
                          "window_start + $3 * interval '1 second' - now())))::bigint "
@@ -85,8 +85,8 @@ static long throttled_for(struct bk_call *c, const char *account_key, const char
     long wait = 0;
     for (int i = 0; i < PQntuples(r); i++) {
         bool account = strcmp(PQgetvalue(r, i, 0), account_key) == 0;
-        long limit = account ? bk_config_long("login_max_failures_account", 5)
-                             : bk_config_long("login_max_failures_address", 50);
+        long limit = account ? bk_config_long("login_max_failures_account")
+                             : bk_config_long("login_max_failures_address");
         long secs = atol(PQgetvalue(r, i, 2));
         if (atol(PQgetvalue(r, i, 1)) >= limit && secs > wait)
             wait = secs;
@@ -96,7 +96,7 @@ static long throttled_for(struct bk_call *c, const char *account_key, const char
 
 static int count_failure(struct bk_call *c, const char *key)
 {
-    const char *window = bk_strf(c, "%ld", bk_config_long("login_window_s", 900));
+    const char *window = bk_strf(c, "%ld", bk_config_long("login_window_s"));
     return BK_SQL(c,
                   "INSERT INTO login_throttle (key, failures, window_start) VALUES ($1, 1, now()) "
                   "ON CONFLICT (key) DO UPDATE SET "

@@ -19,8 +19,7 @@ static const struct bk_command commands[] = {
 
 static int init(void)
 {
-    return bk_password_load_common(
-        bk_config_str("common_passwords", "data/common-passwords.txt.gz"));
+    return bk_password_load_common(bk_config_str("common_passwords"));
 }
 
 int main(int argc, char **argv)

@@ -96,7 +96,7 @@ int auth_reset_password(struct bk_call *c)
     if (!u)
         return -1;
     bool known = PQntuples(u) == 1;
-    const char *ttl = bk_strf(c, "%ld", bk_config_long("password_reset_ttl", 3600));
+    const char *ttl = bk_strf(c, "%ld", bk_config_long("password_reset_ttl"));
     PGresult *r = BK_SQL(c,
                          "INSERT INTO password_resets (token_hash, user_id, expires_at) "
                          "VALUES ($1, $2, now() + $3 * interval '1 second') "

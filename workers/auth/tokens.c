@@ -29,7 +29,7 @@ static bool read_token(struct bk_call *c, const char *key, const char *type,
         bk_reply_invalid(c);
         return false;
     }
-    const char *dir = bk_config_str("key_dir", ".run/keys");
+    const char *dir = bk_config_str("key_dir");
     if (bk_jwt_verify(dir, token, bk_now_ms() / 1000, cl) != BK_JWT_OK ||
         (type && strcmp(cl->token_type, type) != 0) || !bk_uuid_valid(cl->jti, strlen(cl->jti))) {
         invalid_token(c);
@@ -150,7 +150,7 @@ int auth_logout_all(struct bk_call *c)
 
 int auth_jwks(struct bk_call *c)
 {
-    char *doc = bk_jwt_jwks(bk_config_str("key_dir", ".run/keys"));
+    char *doc = bk_jwt_jwks(bk_config_str("key_dir"));
     if (!doc)
         return -1;
     int rc = bk_reply_text(c, 200, doc);

@@ -902,19 +902,19 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
 
 int br_http_start(void)
 {
-    const char *host = bk_config_str("http_host", "127.0.0.1");
-    long port = bk_config_long("http_port", 8000);
-    long threads = bk_config_long("http_threads", 1);
-    long max_conn = bk_config_long("http_max_connections", 4096);
-    long idle_s = bk_config_long("http_idle_timeout_s", 30);
-    long header_bytes = bk_config_long("http_max_header_bytes", 65536);
-    hs.timeout_ms = (int)bk_config_long("http_timeout_ms", 5000);
-    hs.health_timeout_ms = (int)bk_config_long("http_health_timeout_ms", 2000);
+    const char *host = bk_config_str("http_host");
+    long port = bk_config_long("http_port");
+    long threads = bk_config_long("http_threads");
+    long max_conn = bk_config_long("http_max_connections");
+    long idle_s = bk_config_long("http_idle_timeout_s");
+    long header_bytes = bk_config_long("http_max_header_bytes");
+    hs.timeout_ms = (int)bk_config_long("http_timeout_ms");
+    hs.health_timeout_ms = (int)bk_config_long("http_health_timeout_ms");
     if (hs.health_timeout_ms > hs.timeout_ms)
         hs.health_timeout_ms = hs.timeout_ms;
-    hs.max_json = (size_t)bk_config_long("http_max_json_bytes", 1 << 20);
-    hs.max_upload = (size_t)bk_config_long("http_max_upload_bytes", 5 << 20);
-    hs.key_dir = bk_config_str("key_dir", ".run/keys");
+    hs.max_json = (size_t)bk_config_long("http_max_json_bytes");
+    hs.max_upload = (size_t)bk_config_long("http_max_upload_bytes");
+    hs.key_dir = bk_config_str("key_dir");
     if (port <= 0 || port > 65535 || hs.timeout_ms <= 0 || threads < 1 || threads > 64) {
         bk_log(BK_ERROR, NULL, "http: bad http_port, http_timeout_ms or http_threads");
         return -1;

@@ -60,7 +60,7 @@ int main(int argc, char **argv)
     /* All config reads happen here, before the threads: bk_config_str caches
      * environment values and is not thread-safe. The HTTP side starts first;
      * it answers 503 until the AMQP thread has connected. */
-    long drain_ms = bk_config_long("http_timeout_ms", 5000) + 500;
+    long drain_ms = bk_config_long("http_timeout_ms") + 500;
     if (br_http_start() != 0)
         goto out;
     if (br_rpc_start() != 0) {

@@ -502,7 +502,7 @@ static void *rpc_main(void *arg)
 int br_rpc_start(void)
 {
     char uuid[37];
-    rt.max_inflight = (int)bk_config_long("http_max_inflight", 10000);
+    rt.max_inflight = (int)bk_config_long("http_max_inflight");
     if (rt.max_inflight < 1)
         rt.max_inflight = 1;
     uint64_t size = 1024;

@@ -13,36 +13,22 @@
 #include "workers/auth/auth.h"
 #include "workers/ctl/ctl.h"
 
-/* The value after --name in argv, or NULL. */
-static const char *opt(int argc, char **argv, const char *name)
+int ctl_service_token(const struct ctl_args *a)
 {
-    for (int i = 0; i + 1 < argc; i++)
-        if (strcmp(argv[i], name) == 0)
-            return argv[i + 1];
-    return NULL;
-}
-
-int ctl_service_token(int argc, char **argv)
-{
-    if (argc < 1 || argv[0][0] == '-') {
-        fprintf(stderr, "usage: backendctl service-token NAME [--ttl SECONDS]\n");
-        return 2;
-    }
-    const char *ttl_s = opt(argc, argv, "--ttl");
-    long ttl = ttl_s ? atol(ttl_s) : 3600;
-    if (ttl <= 0 || strlen(argv[0]) >= 64) {
-        fprintf(stderr, "service-token: the name must be under 64 characters and the ttl "
-                        "positive\n");
+    const char *name = a->pos[0];
+    long ttl = ctl_opt_long(a, "ttl", 3600);
+    if (strlen(name) >= 64 || !*name) {
+        fprintf(stderr, "service-token: the name must be 1 to 63 characters\n");
         return 2;
     }
     struct bk_jwt_claims cl = {.iat = bk_now_ms() / 1000};
     cl.exp = cl.iat + ttl;
     snprintf(cl.token_type, sizeof cl.token_type, "access");
-    snprintf(cl.service, sizeof cl.service, "%s", argv[0]);
+    snprintf(cl.service, sizeof cl.service, "%s", name);
     snprintf(cl.role, sizeof cl.role, "service");
     bk_uuid4(cl.jti);
     char token[BK_JWT_MAX + 1];
-    if (bk_jwt_sign(bk_config_str("key_dir", ".run/keys"), &cl, token, sizeof token) != 0) {
+    if (bk_jwt_sign(bk_config_str("key_dir"), &cl, token, sizeof token) != 0) {
         fprintf(stderr, "service-token: cannot sign (run backendctl keygen first)\n");
         return 1;
     }
@@ -73,15 +59,10 @@ static int prompt_password(const char *label, char *out, size_t n)
     return 0;
 }
 
-int ctl_createsuperuser(int argc, char **argv)
+int ctl_createsuperuser(const struct ctl_args *a)
 {
-    const char *username = opt(argc, argv, "--username");
-    const char *email = opt(argc, argv, "--email");
-    if (!username || !email) {
-        fprintf(stderr, "usage: backendctl createsuperuser --username NAME --email ADDRESS\n"
-                        "(password from BACKEND_SUPERUSER_PASSWORD, else asked for)\n");
-        return 2;
-    }
+    const char *username = ctl_opt(a, "username");
+    const char *email = ctl_opt(a, "email");
     char pw[512] = "", pw2[512] = "";
     const char *env = getenv("BACKEND_SUPERUSER_PASSWORD");
     if (env) {
@@ -93,8 +74,7 @@ int ctl_createsuperuser(int argc, char **argv)
                         "BACKEND_SUPERUSER_PASSWORD)\n");
         return 1;
     }
-    if (bk_password_load_common(
-            bk_config_str("common_passwords", "data/common-passwords.txt.gz")) != 0)
+    if (bk_password_load_common(bk_config_str("common_passwords")) != 0)
         return 1;
     json_t *errors = json_array();
     int bad = bk_password_validate(pw, username, email, NULL, NULL, errors);
@@ -127,9 +107,9 @@ int ctl_createsuperuser(int argc, char **argv)
     return rc;
 }
 
-int ctl_flush_expired(int argc, char **argv)
+int ctl_flush_expired(const struct ctl_args *a)
 {
-    (void)argc, (void)argv;
+    (void)a;
     struct bk_db *db = bk_db_open(10000);
     if (!db)
         return 1;

@@ -11,20 +11,12 @@
 #include "shared/jwt.h"
 #include "workers/ctl/ctl.h"
 
-int ctl_keygen(int argc, char **argv)
+int ctl_keygen(const struct ctl_args *a)
 {
-    bool rotate = false, existed;
+    bool rotate = ctl_flag(a, "rotate"), existed;
     char kid[64], path[4096];
     struct stat st;
-    const char *dir = bk_config_str("key_dir", ".run/keys");
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--rotate") == 0) {
-            rotate = true;
-        } else {
-            fprintf(stderr, "usage: backendctl keygen [--rotate]\n");
-            return 2;
-        }
-    }
+    const char *dir = bk_config_str("key_dir");
     if (snprintf(path, sizeof path, "%s/signing.key", dir) >= (int)sizeof path) {
         fprintf(stderr, "keygen: key_dir too long\n");
         return 1;

@@ -3,6 +3,7 @@
  * nothing and a failed file leaves no half-applied schema. */
 #include <dirent.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,28 +75,75 @@ out:
     return rc;
 }
 
-int ctl_migrate(int argc, char **argv)
+/* The schema files of dir (*.sql), sorted; returns their count (at most
+ * MAX_FILES) or -1 when dir cannot be read. The caller frees each name. */
+static int list_files(const char *dir, char *files[MAX_FILES])
 {
-    (void)argc, (void)argv;
-    const char *dir = bk_config_str("schema_dir", "schema");
+    int n = 0;
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr,
+                "migrate: cannot open %s (run from the repository root, or set schema_dir)\n", dir);
+        return -1;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) && n < MAX_FILES) {
+        size_t len = strlen(e->d_name);
+        if (len > 4 && strcmp(e->d_name + len - 4, ".sql") == 0 && (files[n] = strdup(e->d_name)))
+            n++;
+    }
+    closedir(d);
+    qsort(files, (size_t)n, sizeof *files, by_name);
+    return n;
+}
+
+/* 1 when file is recorded in schema_migrations, 0 when not, -1 on error. */
+static int is_applied(struct bk_db *db, const char *file)
+{
+    const char *params[] = {file};
+    PGresult *r = bk_db_exec(db, "SELECT 1 FROM schema_migrations WHERE version = $1", 1, params);
+    int rc = bk_db_ok(r) ? PQntuples(r) == 1 : -1;
+    PQclear(r);
+    return rc;
+}
+
+int ctl_schema_pending(struct bk_db *db, int *pending, int *total)
+{
+    char *files[MAX_FILES];
+    int n = list_files(bk_config_str("schema_dir"), files), rc = 0;
+    *pending = *total = 0;
+    if (n < 0)
+        return -1;
+    PGresult *r = bk_db_exec(db, "SELECT to_regclass('schema_migrations') IS NOT NULL", 0, NULL);
+    bool table = bk_db_ok(r) && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    if (!bk_db_ok(r))
+        rc = -1;
+    PQclear(r);
+    for (int i = 0; i < n; i++) {
+        int done = table && rc == 0 ? is_applied(db, files[i]) : 0;
+        if (done < 0)
+            rc = -1;
+        *pending += done == 0;
+        free(files[i]);
+    }
+    *total = n;
+    return rc;
+}
+
+int ctl_migrate(const struct ctl_args *a)
+{
+    (void)a;
+    const char *dir = bk_config_str("schema_dir");
     char *files[MAX_FILES];
     int n = 0, rc = 1, applied = 0;
     struct bk_db *db = bk_db_open(10000);
     if (!db)
         return 1;
-    DIR *d = opendir(dir);
-    if (!d) {
-        fprintf(stderr, "migrate: cannot open %s (run from the repository root)\n", dir);
+    n = list_files(dir, files);
+    if (n < 0) {
+        n = 0;
         goto out;
     }
-    struct dirent *e;
-    while ((e = readdir(d)) && n < MAX_FILES) {
-        size_t len = strlen(e->d_name);
-        if (len > 4 && strcmp(e->d_name + len - 4, ".sql") == 0)
-            files[n++] = strdup(e->d_name);
-    }
-    closedir(d);
-    qsort(files, (size_t)n, sizeof *files, by_name);
 
     /* one migrator at a time, whoever else runs it */
     if (bk_db_simple(db, "SELECT pg_advisory_lock(727272)") != 0 ||
@@ -104,13 +152,8 @@ int ctl_migrate(int argc, char **argv)
                      "version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"))
         goto out;
     for (int i = 0; i < n; i++) {
-        const char *params[] = {files[i]};
-        PGresult *r =
-            bk_db_exec(db, "SELECT 1 FROM schema_migrations WHERE version = $1", 1, params);
-        bool done = bk_db_ok(r) && PQntuples(r) == 1;
-        bool ok = bk_db_ok(r);
-        PQclear(r);
-        if (!ok)
+        int done = is_applied(db, files[i]);
+        if (done < 0)
             goto out;
         if (done)
             continue;

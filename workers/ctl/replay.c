@@ -32,20 +32,10 @@ static bool is_bookkeeping(amqp_bytes_t key)
     return false;
 }
 
-int ctl_replay_dead_letters(int argc, char **argv)
+int ctl_replay_dead_letters(const struct ctl_args *a)
 {
-    long limit = 1000;
-    const char *prefix = "";
-    for (int i = 0; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--limit") == 0)
-            limit = atol(argv[i + 1]);
-        else if (strcmp(argv[i], "--command") == 0)
-            prefix = argv[i + 1];
-    }
-    if (argc % 2 != 0 || limit <= 0 || limit > 1000000) {
-        fprintf(stderr, "usage: backendctl replay-dead-letters [--limit N] [--command PREFIX]\n");
-        return 2;
-    }
+    long limit = ctl_opt_long(a, "limit", 1000);
+    const char *prefix = ctl_opt(a, "command") ? ctl_opt(a, "command") : "";
     amqp_connection_state_t c = bk_amqp_connect("backendctl-replay", 0);
     if (!c) {
         fprintf(stderr, "replay: cannot reach the broker (is it running? check amqp_port)\n");
