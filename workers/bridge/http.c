@@ -24,7 +24,7 @@
 #include "shared/util.h"
 #include "workers/bridge/openapi.h"
 #include "workers/bridge/request.h"
-#include "workers/bridge/routes.h"
+#include "shared/routes.h"
 #include "workers/bridge/rpc.h"
 
 /* An over-limit or refused body up to this size is read and dropped so the

@@ -1,7 +1,8 @@
 /* The bridge's route table: the only place that names an HTTP route (DESIGN:
  * one source for each fact). One row per method + path pattern; the OpenAPI
  * document and the docs page are generated from it, and later issues only
- * add rows.
+ * add rows. It lives in libbackend because the workers read it too: a
+ * command's path (pagination and media links) comes from its row.
  *
  * Matching rules:
  * - a pattern is literal segments and "{name}" segments; a {name} matches one

@@ -1,6 +1,6 @@
 /* The route table and its matcher. No dependencies beyond libc, so the unit
  * test can compile it in. */
-#include "workers/bridge/routes.h"
+#include "shared/routes.h"
 
 #include <stdio.h>
 #include <string.h>
