@@ -225,6 +225,15 @@ enum br_match_result br_routes_match(const char *method, const char *path, struc
     return path_known ? BR_MATCH_NO_METHOD : BR_MATCH_NO_PATH;
 }
 
+const struct br_route *br_routes_find(const struct br_route *from, const char *command,
+                                      const char *method)
+{
+    for (const struct br_route *r = from ? from : br_routes; r->method; r++)
+        if (strcmp(r->command, command) == 0 && strcmp(r->method, method) == 0)
+            return r;
+    return NULL;
+}
+
 size_t br_routes_allow(const char *path, char *out, size_t n)
 {
     size_t o = 0;

@@ -93,6 +93,12 @@ enum br_match_result br_routes_match(const char *method, const char *path, struc
  * Returns the length written ("" and 0 when no row matches). */
 size_t br_routes_allow(const char *path, char *out, size_t n);
 
+/* The first row at or after from (NULL: the table's start) that carries
+ * command with method, or NULL. A worker finds its command's path with it
+ * ("order.list", "GET" -> "/api/orders/"); resume.get has two rows. */
+const struct br_route *br_routes_find(const struct br_route *from, const char *command,
+                                      const char *method);
+
 /* True when pattern matches path by the rules above (method aside); params
  * may be NULL. Exposed for the OpenAPI generator and the tests. */
 bool br_routes_pattern_match(const char *pattern, const char *path, struct br_match *m);
