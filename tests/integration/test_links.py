@@ -1,6 +1,7 @@
 """Absolute links in replies (issue 9): next/previous and media URLs start with
 the configured public_base_url, never with the request's Host header, and are
-absolute over raw AMQP too (the path comes from the route table)."""
+absolute over raw AMQP too (the path comes from the route table). Also the
+password reset's email check (DRF's EmailField)."""
 import unittest
 import urllib.parse
 
@@ -10,6 +11,8 @@ from helpers import (HTTP_URL, PUBLIC_BASE_URL, amqp_call, http, register_and_lo
 # A Host the bridge accepts (an allowed_hosts check lets localhost through)
 # but that is not the public base's: a link built from it would show.
 SPOOFED = {"Host": f"localhost:{urllib.parse.urlsplit(HTTP_URL).port}"}
+
+INVALID_EMAIL = {"email": ["Enter a valid email address."]}
 
 
 class Account:
@@ -127,6 +130,29 @@ class MediaLinks(unittest.TestCase):
         self.assertEqual((reply["status"], reply["body"]["file"]), (200, resume["file"]))
         # and the URL serves the file
         self.assertEqual(http("GET", urllib.parse.urlsplit(picture).path)[0], 200)
+
+
+class PasswordResetEmail(unittest.TestCase):
+    def test_malformed_email_is_a_400_like_drf_email_field(self):
+        for email in ("not-an-email", "a@", "@example.com", "a b@example.com", "a@b@example.com"):
+            with self.subTest(email=email):
+                status, _, body = http("POST", "/api/auth/password/reset/", {"email": email})
+                self.assertEqual((status, body), (400, INVALID_EMAIL))
+        reply = amqp_call("auth.reset_password", {"email": "not-an-email"})
+        self.assertEqual((reply["status"], reply["body"]), (400, INVALID_EMAIL))
+        self.assertEqual(http("POST", "/api/auth/password/reset/", {})[::2],
+                         (400, {"email": ["This field is required."]}))
+        self.assertEqual(http("POST", "/api/auth/password/reset/", {"email": ""})[::2],
+                         (400, {"email": ["This field may not be blank."]}))
+
+    def test_unknown_but_valid_email_still_gets_202(self):
+        _, login = register_and_login("reset")
+        status, _, unknown = http("POST", "/api/auth/password/reset/",
+                                  {"email": "nobody-" + login["user"]["email"]})
+        self.assertEqual(status, 202, unknown)
+        status, _, known = http("POST", "/api/auth/password/reset/",
+                                {"email": login["user"]["email"]})
+        self.assertEqual((status, known), (202, unknown))
 
 
 if __name__ == "__main__":
