@@ -805,9 +805,10 @@ class Uploads(unittest.TestCase):
         self.assertEqual((status, headers["content-type"], raw), (200, "application/pdf", doc))
         self.assertEqual(u.call("GET", "/api/resume/")[2], r1)
         self.assertEqual(other.call("GET", f"/api/users/{u.id}/resume/")[2], r1)
-        # through AMQP there is no host to make the URL absolute with
+        # through AMQP the same absolute URL: it starts with public_base_url
         reply = other.amqp("resume.get", {"id": str(u.id)})
-        self.assertEqual(reply["body"], dict(r1, file=media_path(r1["file"])))
+        self.assertEqual(reply["body"], r1)
+        self.assertTrue(r1["file"].startswith(PUBLIC_BASE_URL + "/api/media/"), r1)
         self.assertEqual(other.call("GET", f"/api/users/{u.id}/")[2]["resume"], r1)
         # another's resume is never written: the routes only name one's own
         status, _, _ = other.call("DELETE", "/api/resume/")
