@@ -124,6 +124,8 @@ bk_export_backend_env() {
     BACKEND_DB_CONNINFO=$(bk_conninfo)
     export BACKEND_DB_CONNINFO
     export BACKEND_HTTP_PORT=$BK_HTTP_PORT
+    # links in replies point at this instance's own bridge
+    export BACKEND_PUBLIC_BASE_URL=http://127.0.0.1:$BK_HTTP_PORT
     export BACKEND_KEY_DIR=$BK_KEY_DIR
 }
 

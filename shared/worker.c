@@ -19,8 +19,10 @@
 #include "shared/config.h"
 #include "shared/json.h"
 #include "shared/jwt.h"
+#include "shared/links.h"
 #include "shared/log.h"
 #include "shared/outbox.h"
+#include "shared/routes.h"
 #include "shared/util.h"
 
 #define MAX_RESULTS 64
@@ -114,7 +116,8 @@ struct bk_call *bk_call_new(const msgpack_object *args)
     struct bk_call *c = calloc(1, sizeof *c);
     c->st = calloc(1, sizeof *c->st);
     c->args = args;
-    c->command = c->message_id = c->correlation_id = c->client_ip = c->request_url = "";
+    c->command = c->message_id = c->correlation_id = c->client_ip = c->request_target = "";
+    c->public_base = bk_config_str("public_base_url");
     return c;
 }
 
@@ -534,7 +537,8 @@ struct runtime {
     struct bk_outbox *outbox;
     const char *key_dir;
     long max_deliveries;
-    uint64_t ack_upto; /* the last delivery done and not acked yet, 0: none */
+    char public_base[512]; /* public_base_url without its trailing slash */
+    uint64_t ack_upto;     /* the last delivery done and not acked yet, 0: none */
 };
 
 /* What we know of one delivery, read from its AMQP properties. */
@@ -546,7 +550,7 @@ struct delivery {
     char correlation_id[128];
     char reply_to[256];
     char client_ip[64];
-    char request_url[1024];
+    char request_target[BK_LINK_MAX];
     char test_crash[32];
     int64_t delivery_count;
     int64_t sent_at_ms;    /* 0 when unknown */
@@ -626,8 +630,9 @@ static void read_delivery(const amqp_envelope_t *env, struct delivery *d)
                    e->value.kind == AMQP_FIELD_KIND_BYTES) {
             if (strcmp(key, "x-client-ip") == 0)
                 bk_amqp_cstr(e->value.value.bytes, d->client_ip, sizeof d->client_ip);
-            else if (strcmp(key, "x-request-url") == 0)
-                bk_amqp_cstr(e->value.value.bytes, d->request_url, sizeof d->request_url);
+            else if (strcmp(key, "x-request-target") == 0 &&
+                     e->value.value.bytes.len < sizeof d->request_target) /* never cut short */
+                bk_amqp_cstr(e->value.value.bytes, d->request_target, sizeof d->request_target);
             else if (strcmp(key, "x-test-crash") == 0)
                 bk_amqp_cstr(e->value.value.bytes, d->test_crash, sizeof d->test_crash);
         }
@@ -1109,7 +1114,8 @@ static void process(struct runtime *rt, const amqp_envelope_t *env)
         .message_id = d.message_id,
         .correlation_id = d.correlation_id,
         .client_ip = d.client_ip,
-        .request_url = d.request_url,
+        .request_target = d.request_target,
+        .public_base = rt->public_base,
         .args = bk_codec_get(&msg.data, "args"),
         .db = rt->db,
         .st = &st,
@@ -1166,6 +1172,14 @@ static int run_copy(const char *name, const struct bk_command *commands, int (*i
     snprintf(queue, sizeof queue, "%s.commands", name);
     int status = 1;
 
+    /* config.c checked its form (http(s), no trailing slash); the length is ours */
+    const char *base = bk_config_str("public_base_url");
+    if (strlen(base) >= sizeof rt.public_base) {
+        bk_log(BK_ERROR, NULL, "config: public_base_url: longer than %zu bytes",
+               sizeof rt.public_base - 1);
+        return 1;
+    }
+    snprintf(rt.public_base, sizeof rt.public_base, "%s", base);
     if (init && init() != 0)
         return 1;
     rt.db = bk_db_open(30000);
@@ -1531,33 +1545,44 @@ bool bk_page_args(struct bk_call *c, struct bk_page *p)
     return true;
 }
 
-/* The request URL with page set to page (or removed when page is 1), as
- * DRF's replace_query_param / remove_query_param do. */
+/* The start (public base + path) and the query of c's page links: from the
+ * request target the bridge forwarded, else (a command published over AMQP)
+ * from the command's GET route, its {params} and query parameters filled
+ * from args. The Host header never gets here. 0 or -1. */
+static int link_parts(struct bk_call *c, char *prefix, size_t n, struct bk_link_query *q)
+{
+    const char *t = c->request_target;
+    if (t && *t && bk_link_target_ok(t)) {
+        const char *qm = strchr(t, '?');
+        int plen = qm ? (int)(qm - t) : (int)strlen(t);
+        int k = snprintf(prefix, n, "%s%.*s", c->public_base, plen, t);
+        memset(q, 0, sizeof *q);
+        if (k >= 0 && (size_t)k < n && (!qm || bk_link_query_parse(q, qm + 1, strlen(qm + 1)) == 0))
+            return 0;
+    }
+    for (const struct br_route *r = br_routes_find(NULL, c->command, "GET"); r;
+         r = br_routes_find(r + 1, c->command, "GET")) {
+        memset(q, 0, sizeof *q);
+        if (bk_link_fill(prefix, n, c->public_base, r->pattern, c->args) >= 0 &&
+            bk_link_query_from_args(q, r->query, c->args) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+/* DRF's next/previous link to page (see bk_link_page); null, logged, when
+ * the command has no route to link to or the link would be too long. */
 static json_t *page_link(struct bk_call *c, int64_t page)
 {
-    const char *url = c->request_url && *c->request_url ? c->request_url : "";
-    const char *q = strchr(url, '?');
-    size_t base = q ? (size_t)(q - url) : strlen(url);
-    size_t cap = strlen(url) + 64;
-    char *out = bk_alloc(c, cap);
-    size_t o = (size_t)snprintf(out, cap, "%.*s", (int)base, url);
-    char sep = '?';
-    if (q) {
-        const char *s = q + 1;
-        while (*s) {
-            const char *amp = strchr(s, '&');
-            size_t len = amp ? (size_t)(amp - s) : strlen(s);
-            if (!(len >= 5 && strncmp(s, "page=", 5) == 0) &&
-                !(len == 4 && strncmp(s, "page", 4) == 0) && len > 0) {
-                o += (size_t)snprintf(out + o, cap - o, "%c%.*s", sep, (int)len, s);
-                sep = '&';
-            }
-            s += len + (amp ? 1 : 0);
-        }
+    struct bk_link_query *q = bk_alloc(c, sizeof *q);
+    char *prefix = bk_alloc(c, BK_LINK_MAX), *out = bk_alloc(c, BK_LINK_MAX);
+    if (link_parts(c, prefix, BK_LINK_MAX, q) != 0 ||
+        bk_link_page(out, BK_LINK_MAX, prefix, q, page) < 0) {
+        bk_log(BK_WARN, c->correlation_id, "%s: no page link (no route, or too long)", c->command);
+        return json_null();
     }
-    if (page > 1)
-        snprintf(out + o, cap - o, "%cpage=%lld", sep, (long long)page);
-    return json_string(out);
+    json_t *link = json_string(out);
+    return link ? link : json_null(); /* a public_base_url that is not UTF-8 */
 }
 
 int bk_reply_page(struct bk_call *c, const struct bk_page *p, int64_t count, json_t *results)

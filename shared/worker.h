@@ -76,7 +76,8 @@ struct bk_call {
     const char *message_id;     /* the idempotency key */
     const char *correlation_id; /* may be "" */
     const char *client_ip;      /* from the x-client-ip header, or "" */
-    const char *request_url;    /* from the x-request-url header, or "" (for next/previous links) */
+    const char *request_target; /* path?query the client used (x-request-target), or "" */
+    const char *public_base; /* public_base_url, no trailing slash: every absolute link's start */
     const msgpack_object *args; /* a map (maybe empty) */
     struct bk_actor actor;
     struct bk_db *db;
@@ -157,9 +158,11 @@ struct bk_page {
  * not a positive number is recorded as 404 "Invalid page." (bk_failed). */
 bool bk_page_args(struct bk_call *c, struct bk_page *p);
 
-/* Replies 200 {"count", "next", "previous", "results"} with links built from
- * the request URL, or 404 {"detail": "Invalid page."} past the end (page 1 of
- * an empty list is fine). results is stolen. */
+/* Replies 200 {"count", "next", "previous", "results"}, or 404 {"detail":
+ * "Invalid page."} past the end (page 1 of an empty list is fine). The links
+ * are public_base + the request target, or, over AMQP without one, + the
+ * command's GET route and query parameters filled from args (shared/links.h).
+ * results is stolen. */
 int bk_reply_page(struct bk_call *c, const struct bk_page *p, int64_t count, json_t *results);
 /* The same with the results as a JSON array's text (json_agg from SQL). */
 int bk_reply_page_text(struct bk_call *c, const struct bk_page *p, int64_t count,

@@ -10,6 +10,9 @@ scripts/test starts a private instance and passes its coordinates:
     BK_BIN_DIR    the test build's binaries (backendctl, workers)
     BK_REPO       the repository root
 
+and the processes' BACKEND_PUBLIC_BASE_URL (where absolute links in replies
+start; http://127.0.0.1:<port> of the bridge).
+
 The defaults below are those of the test instance, so a developer can also run
 `/usr/bin/python3 tests/integration/run.py -k NAME` while `scripts/test` or
 `scripts/services start test` + workers are up.
@@ -29,6 +32,7 @@ import psycopg2.extensions
 REPO = os.environ.get("BK_REPO") or os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 HTTP_URL = os.environ.get("BK_HTTP_URL", "http://127.0.0.1:8001")
+PUBLIC_BASE_URL = os.environ.get("BACKEND_PUBLIC_BASE_URL", HTTP_URL).rstrip("/")
 AMQP_HOST = "127.0.0.1"
 AMQP_PORT = int(os.environ.get("BK_AMQP_PORT", "5674"))
 DB_DSN = os.environ.get("BK_DB_DSN", "host=127.0.0.1 port=5435 user=backend password=backend "

@@ -11,7 +11,7 @@
 
 #include "shared/amqp.h"
 #include "workers/bridge/request.c"
-#include "workers/bridge/routes.c"
+#include "shared/routes.c"
 
 /* ---- the table ------------------------------------------------------------ */
 

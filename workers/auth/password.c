@@ -4,6 +4,7 @@
 
 #include "shared/config.h"
 #include "shared/password.h"
+#include "shared/validate.h"
 #include "workers/auth/auth.h"
 
 /* The SQL text of a bytea parameter: "\x" and hex. */
@@ -80,6 +81,10 @@ int auth_change_password(struct bk_call *c)
 int auth_reset_password(struct bk_call *c)
 {
     const char *email = bk_arg_str(c, "email", BK_REQUIRED, 254);
+    /* DRF's EmailField refuses a malformed address before the view runs; only
+     * a well-formed one gets the 202 that does not tell whether it is known */
+    if (email && !bk_valid_email(email))
+        bk_error(c, "email", "Enter a valid email address.");
     if (bk_failed(c))
         return bk_reply_invalid(c);
     /* the same statements run whether or not the address is known (a decoy

@@ -24,7 +24,7 @@
 #include "shared/util.h"
 #include "workers/bridge/openapi.h"
 #include "workers/bridge/request.h"
-#include "workers/bridge/routes.h"
+#include "shared/routes.h"
 #include "workers/bridge/rpc.h"
 
 /* An over-limit or refused body up to this size is read and dropped so the
@@ -56,7 +56,7 @@ enum phase {
 /* One HTTP request, from the URI callback to the completion callback. */
 struct req {
     struct MHD_Connection *conn;
-    char *uri; /* the raw request target (path?query), for x-request-url */
+    char *uri; /* the raw request target (path?query), for x-request-target */
     enum phase phase;
     bool has_body;
     uint64_t content_length; /* 0 when absent (chunked) */
@@ -521,19 +521,13 @@ static int make_message_id(struct req *r, const char *method, const char *url, c
     return 0;
 }
 
-/* http://<Host><raw target>: the worker builds next/previous links from it. */
+/* The raw request target (path?query as the client sent it), which the
+ * worker puts after public_base_url in next/previous links. Not the Host
+ * header: the client chooses it. */
 static int make_request_url(struct req *r, const char *url)
 {
-    const char *host = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Host");
-    if (!host || !br_request_header_ok(host, 255) || strpbrk(host, " /\\\"<>?#@"))
-        host = hs.default_host;
-    const char *target = r->uri ? r->uri : url;
-    size_t n = strlen("http://") + strlen(host) + strlen(target) + 1;
-    r->request_url = malloc(n);
-    if (!r->request_url)
-        return -1;
-    snprintf(r->request_url, n, "http://%s%s", host, target);
-    return 0;
+    r->request_url = strdup(r->uri ? r->uri : url);
+    return r->request_url ? 0 : -1;
 }
 
 static enum MHD_Result send_detail(struct req *r, unsigned status, const char *detail)

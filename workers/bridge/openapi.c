@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "workers/bridge/routes.h"
+#include "shared/routes.h"
 
 static const char *auth_name(enum br_auth a)
 {

@@ -298,7 +298,7 @@ static int publish(struct br_call *call, int64_t now)
     h[nh].value.kind = AMQP_FIELD_KIND_UTF8;
     h[nh++].value.value.bytes = amqp_cstring_bytes(call->request_id);
     if (call->request_url) {
-        h[nh].key = amqp_cstring_bytes("x-request-url");
+        h[nh].key = amqp_cstring_bytes("x-request-target");
         h[nh].value.kind = AMQP_FIELD_KIND_UTF8;
         h[nh++].value.value.bytes = amqp_cstring_bytes(call->request_url);
     }

@@ -35,7 +35,7 @@ struct br_call {
     char message_id[37];
     char request_id[129];
     char client_ip[64];
-    const char *request_url; /* absolute URL, for the worker's pagination links */
+    const char *request_url; /* path?query, sent as x-request-target (pagination links) */
     int timeout_ms;
     br_rpc_done_fn done; /* runs on the AMQP thread; reply is valid only during it */
 

@@ -12,18 +12,7 @@
 
 const char *pr_base(struct bk_call *c)
 {
-    const char *u = c->request_url ? c->request_url : "";
-    const char *s = strstr(u, "://");
-    if (!s || !(strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0))
-        return "";
-    const char *host = s + 3;
-    size_t n = strcspn(host, "/?#");
-    if (n == 0 || n > 255)
-        return "";
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)host[i]) && !strchr(".-:[]_", host[i]))
-            return "";
-    return bk_strf(c, "%.*s", (int)(host - u + n), u);
+    return c->public_base ? c->public_base : "";
 }
 
 json_t *pr_parse(struct bk_call *c, const char *text)

@@ -72,7 +72,8 @@ int media_housekeeping(struct bk_db *db);
 
 /* ---- common.c ---------------------------------------------------------- */
 
-/* scheme://host[:port] of the request (for absolute media URLs), or "". */
+/* public_base_url, the start of absolute media URLs (never the request's
+ * Host: the client chooses it). */
 const char *pr_base(struct bk_call *c);
 /* Parses JSON text built by PostgreSQL; NULL on failure (logged). */
 json_t *pr_parse(struct bk_call *c, const char *text);

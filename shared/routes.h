@@ -1,7 +1,8 @@
 /* The bridge's route table: the only place that names an HTTP route (DESIGN:
  * one source for each fact). One row per method + path pattern; the OpenAPI
  * document and the docs page are generated from it, and later issues only
- * add rows.
+ * add rows. It lives in libbackend because the workers read it too: a
+ * command's path (pagination and media links) comes from its row.
  *
  * Matching rules:
  * - a pattern is literal segments and "{name}" segments; a {name} matches one
@@ -91,6 +92,12 @@ enum br_match_result br_routes_match(const char *method, const char *path, struc
  * the methods of the rows matching path, in table order, without repeats.
  * Returns the length written ("" and 0 when no row matches). */
 size_t br_routes_allow(const char *path, char *out, size_t n);
+
+/* The first row at or after from (NULL: the table's start) that carries
+ * command with method, or NULL. A worker finds its command's path with it
+ * ("order.list", "GET" -> "/api/orders/"); resume.get has two rows. */
+const struct br_route *br_routes_find(const struct br_route *from, const char *command,
+                                      const char *method);
 
 /* True when pattern matches path by the rules above (method aside); params
  * may be NULL. Exposed for the OpenAPI generator and the tests. */

@@ -1,6 +1,6 @@
 /* The route table and its matcher. No dependencies beyond libc, so the unit
  * test can compile it in. */
-#include "workers/bridge/routes.h"
+#include "shared/routes.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -223,6 +223,15 @@ enum br_match_result br_routes_match(const char *method, const char *path, struc
         }
     }
     return path_known ? BR_MATCH_NO_METHOD : BR_MATCH_NO_PATH;
+}
+
+const struct br_route *br_routes_find(const struct br_route *from, const char *command,
+                                      const char *method)
+{
+    for (const struct br_route *r = from ? from : br_routes; r->method; r++)
+        if (strcmp(r->command, command) == 0 && strcmp(r->method, method) == 0)
+            return r;
+    return NULL;
 }
 
 size_t br_routes_allow(const char *path, char *out, size_t n)
