@@ -25,8 +25,9 @@ struct bk_outbox {
     uint64_t next_tag; /* the delivery tag of the next publish (confirm mode) */
 };
 
-static const char SQL_CLAIM[] = "SELECT id, event_id, routing_key, body FROM outbox "
-                                "ORDER BY id LIMIT 200 FOR UPDATE SKIP LOCKED";
+static const char SQL_CLAIM[] =
+    "SELECT id, event_id, routing_key, body, coalesce(correlation_id, ''), "
+    "coalesce(causation_id, '') FROM outbox ORDER BY id LIMIT 200 FOR UPDATE SKIP LOCKED";
 static const char SQL_DONE[] = "DELETE FROM outbox WHERE id = ANY($1::bigint[])";
 
 static int amqp_open(struct bk_outbox *o)
@@ -75,6 +76,27 @@ static int relay_batch(struct bk_outbox *o)
         amqp_basic_properties_t p;
         p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
                    AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_TIMESTAMP_FLAG;
+        /* what caused the event, for subscribers that do not decode the body */
+        const char *corr = PQgetvalue(r, i, 4), *cause = PQgetvalue(r, i, 5);
+        amqp_table_entry_t h[2];
+        int nh = 0;
+        if (*corr) {
+            p._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
+            p.correlation_id = amqp_cstring_bytes(corr);
+            h[nh].key = amqp_cstring_bytes("x-request-id");
+            h[nh].value.kind = AMQP_FIELD_KIND_UTF8;
+            h[nh++].value.value.bytes = amqp_cstring_bytes(corr);
+        }
+        if (*cause) {
+            h[nh].key = amqp_cstring_bytes("x-causation-id");
+            h[nh].value.kind = AMQP_FIELD_KIND_UTF8;
+            h[nh++].value.value.bytes = amqp_cstring_bytes(cause);
+        }
+        if (nh) {
+            p._flags |= AMQP_BASIC_HEADERS_FLAG;
+            p.headers.num_entries = nh;
+            p.headers.entries = h;
+        }
         p.content_type = amqp_cstring_bytes("application/msgpack");
         p.delivery_mode = AMQP_DELIVERY_PERSISTENT;
         p.message_id = amqp_cstring_bytes(PQgetvalue(r, i, 1));
