@@ -1167,7 +1167,7 @@ static void process(struct runtime *rt, const amqp_envelope_t *env)
      * request id shows the whole path */
     const struct bk_log_field f[] = {
         BK_LOG_STR("command", d.command),
-        BK_LOG_NUM("status", st.status),
+        BK_LOG_NUM("status", a > 0 ? a : st.status), /* a refusal is sent by authenticate */
         BK_LOG_NUM("duration_ms", (double)(bk_mono_us() - t0) / 1000.0),
         BK_LOG_STR("message_id", d.message_id),
         BK_LOG_STR("service", c.actor.service),
