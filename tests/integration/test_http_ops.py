@@ -130,10 +130,16 @@ class HealthWorkerDown(unittest.TestCase):
         try:
             self.assertTrue(wait(lambda: not alive(pid), 15), "the worker did not stop")
 
+            # The bridge looks at the consumer counts about every second: until
+            # then a probe may still go to the stopped worker and time out
+            # ("database": "unknown: ..."). Once it knows, only the worker is down.
             def down():
                 status, _, body = health()
                 return (status, body) if body["checks"]["workers"]["order"] != "ok" else None
             status, body = wait(down, 10) or (None, None)
+            self.assertEqual(status, 503, body)
+            self.assertEqual(body["checks"]["workers"]["order"], "no consumer")
+            status, _, body = health()
             self.assertEqual(status, 503, body)
             self.assertEqual(body["status"], "unavailable")
             self.assertEqual(body["checks"]["workers"],
