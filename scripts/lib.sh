@@ -127,6 +127,11 @@ bk_export_backend_env() {
     # links in replies point at this instance's own bridge
     export BACKEND_PUBLIC_BASE_URL=http://127.0.0.1:$BK_HTTP_PORT
     export BACKEND_KEY_DIR=$BK_KEY_DIR
+    # CORS is off by default: the test instance allows one made-up origin so
+    # that tests/integration/test_http_ops.py can check both answers
+    if [ "$BK_INSTANCE" = test ]; then
+        export BACKEND_CORS_ALLOWED_ORIGINS=${BACKEND_CORS_ALLOWED_ORIGINS:-http://frontend.test}
+    fi
 }
 
 # ---------------------------------------------------------------- processes

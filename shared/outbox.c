@@ -27,43 +27,56 @@ struct bk_outbox {
     uint64_t next_tag; /* the delivery tag of the next publish (confirm mode) */
 };
 
-static const char SQL_CLAIM[] = "SELECT id, event_id, routing_key, body FROM outbox "
-                                "ORDER BY id LIMIT 200 FOR UPDATE SKIP LOCKED";
+static const char SQL_CLAIM[] =
+    "SELECT id, event_id, routing_key, body, coalesce(correlation_id, ''), "
+    "coalesce(causation_id, '') FROM outbox ORDER BY id LIMIT 200 FOR UPDATE SKIP LOCKED";
 static const char SQL_DONE[] = "DELETE FROM outbox WHERE id = ANY($1::bigint[])";
 
 static const char SQL_PUT[] =
-    "INSERT INTO outbox (event_id, routing_key, body) VALUES ($1, $2, $3)";
+    "INSERT INTO outbox (event_id, routing_key, body, correlation_id, causation_id) "
+    "VALUES ($1, $2, $3, $4, $5)";
 
-int bk_outbox_put(struct bk_db *db, const char *event, json_t *data, const char *correlation_id,
-                  const char *causation_id)
+static json_t *string_or_null(const char *s)
 {
+    return s && *s ? json_string(s) : json_null();
+}
+
+json_t *bk_event_new(const char *event, json_t *data, const char *correlation_id,
+                     const char *causation_id)
+{
+    if (!data)
+        return NULL;
     char id[37], at[32];
     bk_uuid4(id);
     bk_rfc3339(bk_now_ms() * 1000, at);
-    json_t *ev = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s?, s:o}", "v", 1, "event", event, "id", id,
-                           "occurred_at", at, "correlation_id", correlation_id, "causation_id",
-                           causation_id, "data", data);
-    if (!ev)
-        return -1;
+    return json_pack("{s:i, s:s, s:s, s:s, s:o, s:o, s:o}", "v", 1, "event", event, "id", id,
+                     "occurred_at", at, "correlation_id", string_or_null(correlation_id),
+                     "causation_id", string_or_null(causation_id), "data", data);
+}
+
+int bk_outbox_put(struct bk_db *db, const json_t *ev)
+{
     msgpack_sbuffer sb;
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    const char *corr = json_string_value(json_object_get(ev, "correlation_id"));
     int rc = bk_json_pack(&pk, ev);
     if (rc == 0) {
-        const char *v[] = {id, event, sb.data};
-        const int len[] = {0, 0, (int)sb.size};
-        const int fmt[] = {0, 0, 1};
-        PGresult *r = bk_db_exec_bin(db, SQL_PUT, 3, v, len, fmt);
+        const char *v[] = {json_string_value(json_object_get(ev, "id")),
+                           json_string_value(json_object_get(ev, "event")), sb.data, corr,
+                           json_string_value(json_object_get(ev, "causation_id"))};
+        const int len[] = {0, 0, (int)sb.size, 0, 0};
+        const int fmt[] = {0, 0, 1, 0, 0};
+        PGresult *r = bk_db_exec_bin(db, SQL_PUT, 5, v, len, fmt);
         if (!bk_db_ok(r)) {
-            bk_log(BK_ERROR, correlation_id, "outbox insert of %s failed: %s", event,
+            bk_log(BK_ERROR, corr, "outbox insert failed: %s",
                    r ? PQresultErrorMessage(r) : "connection lost");
             rc = -1;
         }
         PQclear(r);
     }
     msgpack_sbuffer_destroy(&sb);
-    json_decref(ev);
     return rc;
 }
 
@@ -113,6 +126,27 @@ static int relay_batch(struct bk_outbox *o)
         amqp_basic_properties_t p;
         p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
                    AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_TIMESTAMP_FLAG;
+        /* what caused the event, for subscribers that do not decode the body */
+        const char *corr = PQgetvalue(r, i, 4), *cause = PQgetvalue(r, i, 5);
+        amqp_table_entry_t h[2];
+        int nh = 0;
+        if (*corr) {
+            p._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
+            p.correlation_id = amqp_cstring_bytes(corr);
+            h[nh].key = amqp_cstring_bytes("x-request-id");
+            h[nh].value.kind = AMQP_FIELD_KIND_UTF8;
+            h[nh++].value.value.bytes = amqp_cstring_bytes(corr);
+        }
+        if (*cause) {
+            h[nh].key = amqp_cstring_bytes("x-causation-id");
+            h[nh].value.kind = AMQP_FIELD_KIND_UTF8;
+            h[nh++].value.value.bytes = amqp_cstring_bytes(cause);
+        }
+        if (nh) {
+            p._flags |= AMQP_BASIC_HEADERS_FLAG;
+            p.headers.num_entries = nh;
+            p.headers.entries = h;
+        }
         p.content_type = amqp_cstring_bytes("application/msgpack");
         p.delivery_mode = AMQP_DELIVERY_PERSISTENT;
         p.message_id = amqp_cstring_bytes(PQgetvalue(r, i, 1));

@@ -12,12 +12,17 @@
 struct bk_outbox;
 struct bk_db;
 
-/* Writes the event (an envelope {v, event, id, occurred_at, correlation_id,
- * causation_id, data}) as an outbox row on db, inside the caller's
- * transaction; the relay publishes it after the commit. data is stolen;
- * causation_id may be NULL (not caused by a command). 0 or -1 (logged). */
-int bk_outbox_put(struct bk_db *db, const char *event, json_t *data, const char *correlation_id,
-                  const char *causation_id);
+/* An event's envelope (CONTRACT section 1): {v, event, id (a new UUID),
+ * occurred_at, correlation_id, causation_id, data}. correlation_id is the
+ * request id of what caused it (one grep over logs and events), causation_id
+ * the message_id of the command; either may be NULL or "" (null). data is
+ * stolen. NULL on failure. */
+json_t *bk_event_new(const char *event, json_t *data, const char *correlation_id,
+                     const char *causation_id);
+
+/* Writes the event as an outbox row on db, inside the caller's transaction;
+ * the relay publishes it after the commit. 0 or -1 (logged). */
+int bk_outbox_put(struct bk_db *db, const json_t *ev);
 
 /* Starts the relay thread with its own database and broker connections.
  * NULL on failure. */

@@ -41,14 +41,17 @@ enum br_auth {
 };
 
 enum br_route_flags {
-    BR_RAW = 1,   /* the reply is raw bytes (see above), not JSON */
-    BR_LOCAL = 2, /* answered by the bridge itself; command names the local handler */
+    BR_RAW = 1,      /* the reply is raw bytes (see above), not JSON */
+    BR_LOCAL = 2,    /* answered by the bridge itself; command names the local handler */
+    BR_NO_STORE = 4, /* the answer may carry tokens: Cache-Control: no-store */
+    BR_ANY_HOST = 8, /* answered whatever the Host header: probes connect by address */
 };
 
 struct br_route {
     const char *method;  /* "GET", "POST", "PUT", "PATCH", "DELETE" */
     const char *pattern; /* "/api/orders/{id}/", written with its slash as in the contract */
-    const char *command; /* routing key "order.get"; for BR_LOCAL: "health", "openapi", "docs" */
+    const char
+        *command; /* routing key "order.get"; BR_LOCAL: "health", "live", "openapi", "docs" */
     enum br_auth auth;
     unsigned flags;
     const char *upload; /* multipart/form-data allowed: the file field's name; NULL: JSON only */

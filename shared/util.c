@@ -19,6 +19,13 @@ int64_t bk_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t bk_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static void uuid_format(unsigned char b[16], char out[37])
 {
     static const char hex[] = "0123456789abcdef";
@@ -81,4 +88,17 @@ void bk_rfc3339(int64_t us, char out[32])
     gmtime_r(&sec, &tm);
     size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(out + n, 32 - n, ".%06dZ", (int)(us % 1000000));
+}
+
+bool bk_request_id_valid(const char *s, size_t len)
+{
+    if (!s || len == 0 || len > BK_REQUEST_ID_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == ':' || ch == '-'))
+            return false;
+    }
+    return true;
 }

@@ -8,6 +8,7 @@
 
 int64_t bk_now_ms(void);  /* wall clock, ms since the epoch */
 int64_t bk_mono_ms(void); /* monotonic clock, ms */
+int64_t bk_mono_us(void); /* monotonic clock, µs (durations in logs) */
 
 /* A random (v4) UUID in canonical text form, 36 chars + NUL. */
 void bk_uuid4(char out[37]);
@@ -18,6 +19,13 @@ void bk_uuid_name(const char *ns, const char *name, size_t name_len, char out[37
 
 /* True when s is a canonical UUID (8-4-4-4-12 hex). */
 bool bk_uuid_valid(const char *s, size_t len);
+
+/* A request id (X-Request-ID over HTTP, the x-request-id AMQP header) is
+ * 1 to BK_REQUEST_ID_MAX characters of [A-Za-z0-9._:-]: safe to echo in a
+ * header, to log without escaping and to grep for. Anything else is
+ * replaced, never trusted. */
+#define BK_REQUEST_ID_MAX 64
+bool bk_request_id_valid(const char *s, size_t len);
 
 /* RFC 3339 UTC with microseconds of a wall clock time in µs, 27 chars + NUL. */
 void bk_rfc3339(int64_t us, char out[32]);

@@ -116,7 +116,8 @@ struct bk_call *bk_call_new(const msgpack_object *args)
     struct bk_call *c = calloc(1, sizeof *c);
     c->st = calloc(1, sizeof *c->st);
     c->args = args;
-    c->command = c->message_id = c->correlation_id = c->client_ip = c->request_target = "";
+    c->command = c->message_id = c->correlation_id = c->request_id = c->client_ip =
+        c->request_target = "";
     c->public_base = bk_config_str("public_base_url");
     return c;
 }
@@ -183,7 +184,7 @@ int bk_reply_text(struct bk_call *c, int status, const char *json_text)
     json_error_t err;
     json_t *v = json_loads(json_text, JSON_DECODE_ANY, &err);
     if (!v) {
-        bk_log(BK_ERROR, c->correlation_id, "reply is not JSON: %s", err.text);
+        bk_log(BK_ERROR, c->request_id, "reply is not JSON: %s", err.text);
         return -1;
     }
     return bk_reply(c, status, v);
@@ -469,14 +470,14 @@ static PGresult *keep_result(struct bk_call *c, PGresult *r)
         /* constraint violations are answers the handler maps; anything
          * else is worth a line in the log */
         if (strncmp(c->st->sqlstate, "23", 2) != 0)
-            bk_log(BK_ERROR, c->correlation_id, "sql failed (%s): %s", c->st->sqlstate,
+            bk_log(BK_ERROR, c->request_id, "sql failed (%s): %s", c->st->sqlstate,
                    PQresultErrorMessage(r));
         PQclear(r);
         return NULL;
     }
     if (c->st->n_results == MAX_RESULTS) {
         /* a handler running more statements than this is a bug */
-        bk_log(BK_ERROR, c->correlation_id, "more than %d SQL results in one call", MAX_RESULTS);
+        bk_log(BK_ERROR, c->request_id, "more than %d SQL results in one call", MAX_RESULTS);
         PQclear(r);
         return NULL;
     }
@@ -511,11 +512,7 @@ int bk_emit(struct bk_call *c, const char *event, json_t *data)
         return -1;
     if (!c->st->events)
         c->st->events = json_array();
-    char id[37], at[32];
-    bk_uuid4(id);
-    bk_rfc3339(bk_now_ms() * 1000, at);
-    json_t *ev = json_pack("{s:i, s:s, s:s, s:s, s:o}", "v", 1, "event", event, "id", id,
-                           "occurred_at", at, "data", data);
+    json_t *ev = bk_event_new(event, data, c->request_id, c->message_id);
     if (!ev)
         return -1;
     return json_array_append_new(c->st->events, ev);
@@ -548,6 +545,7 @@ struct delivery {
     char command[128];
     char message_id[64];
     char correlation_id[128];
+    char request_id[BK_REQUEST_ID_MAX + 1];
     char reply_to[256];
     char client_ip[64];
     char request_target[BK_LINK_MAX];
@@ -628,7 +626,10 @@ static void read_delivery(const amqp_envelope_t *env, struct delivery *d)
                 d->sent_at_ms = v;
         } else if (e->value.kind == AMQP_FIELD_KIND_UTF8 ||
                    e->value.kind == AMQP_FIELD_KIND_BYTES) {
-            if (strcmp(key, "x-client-ip") == 0)
+            if (strcmp(key, "x-request-id") == 0 &&
+                bk_request_id_valid(e->value.value.bytes.bytes, e->value.value.bytes.len))
+                bk_amqp_cstr(e->value.value.bytes, d->request_id, sizeof d->request_id);
+            else if (strcmp(key, "x-client-ip") == 0)
                 bk_amqp_cstr(e->value.value.bytes, d->client_ip, sizeof d->client_ip);
             else if (strcmp(key, "x-request-target") == 0 &&
                      e->value.value.bytes.len < sizeof d->request_target) /* never cut short */
@@ -639,13 +640,25 @@ static void read_delivery(const amqp_envelope_t *env, struct delivery *d)
     }
 }
 
-/* Packs {"status", "body", "headers"?} into sb. */
+/* A command from another service may bring no request id of its own: its
+ * message_id then names the request in the logs and events. */
+static void default_request_id(struct delivery *d)
+{
+    if (!d->request_id[0] && bk_request_id_valid(d->message_id, strlen(d->message_id)))
+        snprintf(d->request_id, sizeof d->request_id, "%s", d->message_id);
+}
+
+/* Packs {"status", "body", "headers"?, "user_id" | "service"?} into sb. Who
+ * the verified token named goes back to the caller for its access log (the
+ * bridge verifies no token of its own for that). actor may be NULL. */
 static int pack_reply(msgpack_sbuffer *sb, int status, const json_t *body, const json_t *headers,
-                      const void *blob, size_t blob_len)
+                      const void *blob, size_t blob_len, const struct bk_actor *actor)
 {
     msgpack_packer pk;
+    bool user = actor && actor->authenticated && actor->user_id > 0;
+    bool service = actor && actor->authenticated && !user && actor->service[0];
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, headers ? 3 : 2);
+    msgpack_pack_map(&pk, 2 + (headers ? 1 : 0) + (user || service ? 1 : 0));
     msgpack_pack_str_with_body(&pk, "status", 6);
     msgpack_pack_int(&pk, status);
     msgpack_pack_str_with_body(&pk, "body", 4);
@@ -670,6 +683,13 @@ static int pack_reply(msgpack_sbuffer *sb, int status, const json_t *body, const
         if (bk_json_pack(&pk, headers))
             return -1;
     }
+    if (user) {
+        msgpack_pack_str_with_body(&pk, "user_id", 7);
+        msgpack_pack_int64(&pk, actor->user_id);
+    } else if (service) {
+        msgpack_pack_str_with_body(&pk, "service", 7);
+        msgpack_pack_str_with_body(&pk, actor->service, strlen(actor->service));
+    }
     return 0;
 }
 
@@ -690,7 +710,7 @@ static void send_reply_bytes(struct runtime *rt, const struct delivery *d, const
     int rc = amqp_basic_publish(rt->amqp, 1, amqp_cstring_bytes(""),
                                 amqp_cstring_bytes(d->reply_to), 0, 0, &p, body);
     if (rc != AMQP_STATUS_OK)
-        bk_log(BK_WARN, d->correlation_id, "reply to %s failed: %s", d->reply_to,
+        bk_log(BK_WARN, d->request_id, "reply to %s failed: %s", d->reply_to,
                amqp_error_string2(rc));
 }
 
@@ -698,7 +718,7 @@ static void send_reply(struct runtime *rt, const struct delivery *d, int status,
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    if (pack_reply(&sb, status, body, NULL, NULL, 0) == 0)
+    if (pack_reply(&sb, status, body, NULL, NULL, 0, NULL) == 0)
         send_reply_bytes(rt, d, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
     json_decref(body);
@@ -838,8 +858,6 @@ static const char SQL_INBOX_GET[] = "SELECT fingerprint, reply FROM inbox WHERE 
 static const char SQL_INBOX_PUT[] =
     "INSERT INTO inbox (message_id, command, fingerprint, status, reply) "
     "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id) DO NOTHING RETURNING 1";
-static const char SQL_OUTBOX_PUT[] =
-    "INSERT INTO outbox (event_id, routing_key, body) VALUES ($1, $2, $3)";
 
 /* Sends the stored reply of message_id if there is one. Returns 1 when it
  * did, 0 when there is none, -1 on a database failure. */
@@ -886,35 +904,19 @@ static int store_reply(struct runtime *rt, const struct delivery *d,
     PGresult *r = bk_db_exec_bin(rt->db, SQL_INBOX_PUT, 5, v, len, fmt);
     int rc = !bk_db_ok(r) ? -1 : PQntuples(r) == 1 ? 1 : 0;
     if (rc < 0)
-        bk_log(BK_ERROR, d->correlation_id, "inbox insert failed: %s",
+        bk_log(BK_ERROR, d->request_id, "inbox insert failed: %s",
                r ? PQresultErrorMessage(r) : "connection lost");
     PQclear(r);
     return rc;
 }
 
-static int store_events(struct runtime *rt, const struct delivery *d, json_t *events)
+static int store_events(struct runtime *rt, json_t *events)
 {
     size_t i;
     json_t *ev;
     json_array_foreach(events, i, ev)
     {
-        msgpack_sbuffer sb;
-        msgpack_packer pk;
-        msgpack_sbuffer_init(&sb);
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        bk_json_pack(&pk, ev);
-        const char *v[] = {json_string_value(json_object_get(ev, "id")),
-                           json_string_value(json_object_get(ev, "event")), sb.data};
-        const int len[] = {0, 0, (int)sb.size};
-        const int fmt[] = {0, 0, 1};
-        PGresult *r = bk_db_exec_bin(rt->db, SQL_OUTBOX_PUT, 3, v, len, fmt);
-        bool ok = bk_db_ok(r);
-        if (!ok)
-            bk_log(BK_ERROR, d->correlation_id, "outbox insert failed: %s",
-                   r ? PQresultErrorMessage(r) : "connection lost");
-        PQclear(r);
-        msgpack_sbuffer_destroy(&sb);
-        if (!ok)
+        if (bk_outbox_put(rt->db, ev) != 0)
             return -1;
     }
     return 0;
@@ -925,7 +927,7 @@ static void maybe_crash(const struct delivery *d, const char *when)
 #ifdef BK_TEST_HOOKS
     /* tests make a copy die at a chosen point, once: the redelivery runs */
     if (!d->redelivered && strcmp(d->test_crash, when) == 0) {
-        bk_log(BK_WARN, d->correlation_id, "test hook: SIGKILL %s", when);
+        bk_log(BK_WARN, d->request_id, "test hook: SIGKILL %s", when);
         raise(SIGKILL);
     }
 #else
@@ -957,8 +959,8 @@ static void run_write(struct runtime *rt, const struct delivery *d, const struct
         bk_db_simple(rt->db, "ROLLBACK");
         goto retry;
     }
-    if (pack_reply(&reply, c->st->status, c->st->body, c->st->headers, c->st->blob,
-                   c->st->blob_len) != 0) {
+    if (pack_reply(&reply, c->st->status, c->st->body, c->st->headers, c->st->blob, c->st->blob_len,
+                   &c->actor) != 0) {
         bk_db_simple(rt->db, "ROLLBACK");
         goto retry;
     }
@@ -985,7 +987,7 @@ static void run_write(struct runtime *rt, const struct delivery *d, const struct
         goto out;
     }
     if (success) {
-        if ((c->st->events && store_events(rt, d, c->st->events) != 0) ||
+        if ((c->st->events && store_events(rt, c->st->events) != 0) ||
             bk_db_simple(rt->db, "COMMIT") != 0) {
             bk_db_simple(rt->db, "ROLLBACK");
             goto retry;
@@ -998,7 +1000,7 @@ static void run_write(struct runtime *rt, const struct delivery *d, const struct
     ack(rt, d);
     goto out;
 retry:
-    bk_log(BK_WARN, d->correlation_id, "%s failed (delivery %lld), will be retried", d->command,
+    bk_log(BK_WARN, d->request_id, "%s failed (delivery %lld), will be retried", d->command,
            (long long)d->delivery_count + 1);
     requeue(rt, d);
 out:
@@ -1015,8 +1017,8 @@ static void run_read(struct runtime *rt, const struct delivery *d, const struct 
     }
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    if (pack_reply(&sb, c->st->status, c->st->body, c->st->headers, c->st->blob, c->st->blob_len) ==
-        0)
+    if (pack_reply(&sb, c->st->status, c->st->body, c->st->headers, c->st->blob, c->st->blob_len,
+                   &c->actor) == 0)
         send_reply_bytes(rt, d, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
     ack(rt, d);
@@ -1032,18 +1034,25 @@ static bool is_health(const struct runtime *rt, const char *command)
 
 static void answer_health(struct runtime *rt, const struct delivery *d)
 {
-    PGresult *r = bk_db_ensure(rt->db) == 0 ? bk_db_exec(rt->db, "SELECT 1", 0, NULL) : NULL;
+    bool connected = bk_db_ensure(rt->db) == 0;
+    PGresult *r = connected ? bk_db_exec(rt->db, "SELECT 1", 0, NULL) : NULL;
     bool ok = bk_db_ok(r);
     PQclear(r);
+    /* a short reason, not libpq's message: the health route is public */
+    const char *database = ok          ? "ok"
+                           : connected ? "unavailable: SELECT 1 failed"
+                                       : "unavailable: cannot connect";
     send_reply(rt, d, ok ? 200 : 503,
-               json_pack("{s:s, s:s}", "worker", rt->name, "database", ok ? "ok" : "unavailable"));
+               json_pack("{s:s, s:s}", "worker", rt->name, "database", database));
 }
 
 static void process(struct runtime *rt, const amqp_envelope_t *env)
 {
     struct delivery d;
     read_delivery(env, &d);
-    const char *cid = d.correlation_id;
+    default_request_id(&d);
+    const char *cid = d.request_id;
+    int64_t t0 = bk_mono_us();
     msgpack_unpacked msg;
     msgpack_unpacked_init(&msg);
 
@@ -1113,6 +1122,7 @@ static void process(struct runtime *rt, const amqp_envelope_t *env)
         .command = cmd->name,
         .message_id = d.message_id,
         .correlation_id = d.correlation_id,
+        .request_id = d.request_id,
         .client_ip = d.client_ip,
         .request_target = d.request_target,
         .public_base = rt->public_base,
@@ -1130,7 +1140,18 @@ static void process(struct runtime *rt, const amqp_envelope_t *env)
     } else {
         run_write(rt, &d, cmd, &c);
     }
-    bk_log(BK_DEBUG, cid, "%s -> %d", d.command, st.status);
+    /* one line per command: with the bridge's access line, one grep of the
+     * request id shows the whole path */
+    const struct bk_log_field f[] = {
+        BK_LOG_STR("command", d.command),
+        BK_LOG_NUM("status", a > 0 ? a : st.status), /* a refusal is sent by authenticate */
+        BK_LOG_NUM("duration_ms", (double)(bk_mono_us() - t0) / 1000.0),
+        BK_LOG_STR("message_id", d.message_id),
+        BK_LOG_STR("service", c.actor.service),
+        c.actor.user_id > 0 ? (struct bk_log_field)BK_LOG_NUM("user_id", c.actor.user_id)
+                            : (struct bk_log_field)BK_LOG_STR("user_id", ""),
+    };
+    bk_log_fields(BK_INFO, cid, "command", f, (int)(sizeof f / sizeof f[0]));
     call_state_free(&st);
 out:
     msgpack_unpacked_destroy(&msg);
@@ -1578,7 +1599,7 @@ static json_t *page_link(struct bk_call *c, int64_t page)
     char *prefix = bk_alloc(c, BK_LINK_MAX), *out = bk_alloc(c, BK_LINK_MAX);
     if (link_parts(c, prefix, BK_LINK_MAX, q) != 0 ||
         bk_link_page(out, BK_LINK_MAX, prefix, q, page) < 0) {
-        bk_log(BK_WARN, c->correlation_id, "%s: no page link (no route, or too long)", c->command);
+        bk_log(BK_WARN, c->request_id, "%s: no page link (no route, or too long)", c->command);
         return json_null();
     }
     json_t *link = json_string(out);
@@ -1605,7 +1626,7 @@ int bk_reply_page_text(struct bk_call *c, const struct bk_page *p, int64_t count
     json_error_t err;
     json_t *results = json_loads(results_json, 0, &err);
     if (!results) {
-        bk_log(BK_ERROR, c->correlation_id, "page results are not JSON: %s", err.text);
+        bk_log(BK_ERROR, c->request_id, "page results are not JSON: %s", err.text);
         return -1;
     }
     return bk_reply_page(c, p, count, results);

@@ -75,6 +75,7 @@ struct bk_call {
     const char *command;        /* the routing key */
     const char *message_id;     /* the idempotency key */
     const char *correlation_id; /* may be "" */
+    const char *request_id;     /* x-request-id, else message_id: logs and events carry it */
     const char *client_ip;      /* from the x-client-ip header, or "" */
     const char *request_target; /* path?query the client used (x-request-target), or "" */
     const char *public_base; /* public_base_url, no trailing slash: every absolute link's start */
@@ -215,7 +216,8 @@ const char *bk_sql_state(const struct bk_call *c);
 const char *bk_sql_constraint(const struct bk_call *c);
 
 /* Queues the event (outbox row in the command's transaction, published after
- * commit). data is stolen. 0 or -1. */
+ * commit). Its envelope carries correlation_id = the call's request id and
+ * causation_id = the command's message_id. data is stolen. 0 or -1. */
 int bk_emit(struct bk_call *c, const char *event, json_t *data);
 int bk_emit_text(struct bk_call *c, const char *event, const char *data_json);
 

@@ -330,7 +330,9 @@ class Profile(unittest.TestCase):
     def test_delete_through_amqp(self):
         u = User()
         reply = u.amqp("profile.delete", {"password": "nope-nope-nope"})
-        self.assertEqual(reply, {"status": 400, "body": {"password": ["Incorrect password."]}})
+        # the reply also names who the verified token was (for the caller's access log)
+        self.assertEqual(reply, {"status": 400, "body": {"password": ["Incorrect password."]},
+                                 "user_id": u.id})
         reply = u.amqp("profile.delete", {"password": PASSWORD})
         self.assertEqual(reply["status"], 204)
         self.assertIsNone(db_one("SELECT 1 FROM users WHERE id = %s", u.id))

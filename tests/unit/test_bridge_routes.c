@@ -135,6 +135,7 @@ static const struct expect contract[] = {
     {"PUT", "/api/payments/9/", "payment.set_status"},
     {"PATCH", "/api/payments/9/", "payment.set_status"},
     {"GET", "/api/health/", "health"},
+    {"GET", "/api/health/live", "live"},
     {"GET", "/api/openapi.json", "openapi"},
     {"GET", "/api/docs/", "docs"},
     {NULL, NULL, NULL},

@@ -29,7 +29,7 @@ int auth_issue_pair(struct bk_call *c, const char *user_id, bool is_staff, const
     char *at = bk_alloc(c, BK_JWT_MAX + 1), *rt = bk_alloc(c, BK_JWT_MAX + 1);
     if (bk_jwt_sign(dir, &a, at, BK_JWT_MAX + 1) != 0 ||
         bk_jwt_sign(dir, &r, rt, BK_JWT_MAX + 1) != 0) {
-        bk_log(BK_ERROR, c->correlation_id,
+        bk_log(BK_ERROR, c->request_id,
                "cannot sign tokens: is %s/signing.key there? (backendctl keygen)", dir);
         return -1;
     }

@@ -64,7 +64,7 @@ int auth_refresh(struct bk_call *c)
     if (used) {
         /* a rotated token came back: whoever holds it, the family is no
          * longer trusted, the thief's successors included */
-        bk_log(BK_WARN, c->correlation_id, "refresh token reuse in family %s: revoked", family);
+        bk_log(BK_WARN, c->request_id, "refresh token reuse in family %s: revoked", family);
         if (!BK_SQL(c,
                     "UPDATE token_families SET revoked_at = now(), revoked_reason = 'reuse' "
                     "WHERE id = $1",

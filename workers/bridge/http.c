@@ -23,6 +23,7 @@
 #include "shared/log.h"
 #include "shared/util.h"
 #include "workers/bridge/openapi.h"
+#include "workers/bridge/policy.h"
 #include "workers/bridge/request.h"
 #include "shared/routes.h"
 #include "workers/bridge/rpc.h"
@@ -36,6 +37,13 @@
 #define POST_BUFFER     (64 * 1024)
 #define IMMUTABLE_CACHE "public, max-age=31536000, immutable"
 
+/* CORS as django-cors-headers answers it (its defaults, plus our headers) */
+#define CORS_ALLOW_METHODS "DELETE, GET, OPTIONS, PATCH, POST, PUT"
+#define CORS_ALLOW_HEADERS                                                                         \
+    "accept, authorization, content-type, idempotency-key, user-agent, x-request-id"
+#define CORS_EXPOSE_HEADERS "X-Request-ID, Retry-After, Location"
+#define CORS_MAX_AGE        "86400"
+
 static struct {
     struct MHD_Daemon *d;
     int timeout_ms;
@@ -44,6 +52,9 @@ static struct {
     const char *key_dir;
     char default_host[300];
     char *openapi;
+    struct br_policy_list hosts;   /* allowed_hosts */
+    struct br_policy_list origins; /* cors_allowed_origins; none: CORS off */
+    atomic_uint probe_next;        /* health probes take turns over the workers */
 } hs;
 
 enum phase {
@@ -57,6 +68,9 @@ enum phase {
 struct req {
     struct MHD_Connection *conn;
     char *uri; /* the raw request target (path?query), for x-request-target */
+    int64_t started_us;
+    char method[16];
+    char origin[BR_POLICY_MAX_LEN + 1]; /* the Origin header when CORS allows it, else "" */
     enum phase phase;
     bool has_body;
     uint64_t content_length; /* 0 when absent (chunked) */
@@ -80,6 +94,11 @@ struct req {
     /* the answer; set by the AMQP thread before it resumes the connection */
     struct MHD_Response *response;
     unsigned status;
+
+    /* for the access log line */
+    size_t out_len;   /* body bytes of the last response built for r: the one sent */
+    int64_t user_id;  /* from the worker's reply: who the verified token named */
+    char service[64]; /* ...or which service */
 };
 
 #define REQ_OF(c) ((struct req *)((char *)(c)-offsetof(struct req, call)))
@@ -88,15 +107,26 @@ struct req {
 
 static const char fallback_500[] = "{\"detail\":\"A server error occurred.\"}";
 
+/* A response over n bytes of buf (mode as MHD's), recording n in r for the
+ * access log: MHD has no getter for a response's size. */
+static struct MHD_Response *buffer_response(struct req *r, size_t n, void *buf,
+                                            enum MHD_ResponseMemoryMode mode)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(n, buf, mode);
+    if (resp)
+        r->out_len = n;
+    return resp;
+}
+
 /* A JSON response; steals body. */
-static struct MHD_Response *json_response(json_t *body)
+static struct MHD_Response *json_response(struct req *r, json_t *body)
 {
     char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     json_decref(body);
-    struct MHD_Response *resp =
-        text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE)
-             : MHD_create_response_from_buffer(sizeof fallback_500 - 1, (void *)fallback_500,
-                                               MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp = text
+                                    ? buffer_response(r, strlen(text), text, MHD_RESPMEM_MUST_FREE)
+                                    : buffer_response(r, sizeof fallback_500 - 1,
+                                                      (void *)fallback_500, MHD_RESPMEM_PERSISTENT);
     if (!resp) {
         free(text);
         return NULL;
@@ -105,22 +135,36 @@ static struct MHD_Response *json_response(json_t *body)
     return resp;
 }
 
-static struct MHD_Response *detail_response(const char *detail)
+static struct MHD_Response *detail_response(struct req *r, const char *detail)
 {
-    return json_response(json_pack("{s:s}", "detail", detail));
+    return json_response(r, json_pack("{s:s}", "detail", detail));
 }
 
 /* DRF sends no Content-Type with an empty body (204, 304, a nil body). */
-static struct MHD_Response *empty_response(void)
+static struct MHD_Response *empty_response(struct req *r)
 {
-    return MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    return buffer_response(r, 0, (void *)"", MHD_RESPMEM_PERSISTENT);
 }
 
-/* The headers every response carries. */
+/* The headers every response carries: the request id, the browser hardening
+ * Django's SecurityMiddleware sends, no-store on routes whose answers carry
+ * tokens, and CORS as django-cors-headers adds it to actual responses. */
 static void decorate(const struct req *r, unsigned status, struct MHD_Response *resp)
 {
     MHD_add_response_header(resp, "X-Request-ID", r->call.request_id);
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Referrer-Policy", "same-origin");
+    if (r->match.route && (r->match.route->flags & BR_NO_STORE) &&
+        !MHD_get_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (hs.origins.n > 0) {
+        /* the answer depends on Origin whenever CORS is on: caches must know */
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Origin");
+        if (r->origin[0]) {
+            MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->origin);
+            MHD_add_response_header(resp, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
+        }
+    }
     if (status == 401 && !MHD_get_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"api\"");
 }
@@ -130,9 +174,9 @@ static enum MHD_Result send_response(struct req *r, unsigned status, struct MHD_
     if (!resp)
         return MHD_NO;
     decorate(r, status, resp);
+    r->status = status;
     enum MHD_Result rc = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
-    bk_log(BK_DEBUG, r->call.request_id, "%s -> %u", r->uri ? r->uri : "", status);
     return rc;
 }
 
@@ -241,7 +285,7 @@ static void copy_reply_headers(struct MHD_Response *resp, const msgpack_object *
 }
 
 /* A BR_RAW reply: {"content_type", "data", "etag"} as the bytes themselves. */
-static struct MHD_Response *raw_response(unsigned status, const msgpack_object *body)
+static struct MHD_Response *raw_response(struct req *r, unsigned status, const msgpack_object *body)
 {
     const msgpack_object *ct = bk_codec_get(body, "content_type");
     const msgpack_object *data = bk_codec_get(body, "data");
@@ -257,9 +301,9 @@ static struct MHD_Response *raw_response(unsigned status, const msgpack_object *
     } else if (status == 200) {
         return NULL;
     }
-    struct MHD_Response *resp =
-        status == 304 ? empty_response()
-                      : MHD_create_response_from_buffer(n, (void *)bytes, MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *resp = status == 304
+                                    ? empty_response(r)
+                                    : buffer_response(r, n, (void *)bytes, MHD_RESPMEM_MUST_COPY);
     if (!resp)
         return NULL;
     char buf[260];
@@ -282,16 +326,29 @@ static struct MHD_Response *raw_response(unsigned status, const msgpack_object *
     return resp;
 }
 
-static struct MHD_Response *reply_response(const struct req *r, enum br_rpc_result res,
+/* Who the worker says the verified token named ("user_id" or "service" of
+ * the reply), for the access log. */
+static void note_actor(struct req *r, const msgpack_object *reply)
+{
+    const msgpack_object *uid = bk_codec_get(reply, "user_id");
+    const msgpack_object *svc = bk_codec_get(reply, "service");
+    if (uid && uid->type == MSGPACK_OBJECT_POSITIVE_INTEGER && uid->via.u64 <= INT64_MAX)
+        r->user_id = (int64_t)uid->via.u64;
+    else if (svc && svc->type == MSGPACK_OBJECT_STR && svc->via.str.size < sizeof r->service &&
+             header_value_ok(svc->via.str.ptr, svc->via.str.size))
+        snprintf(r->service, sizeof r->service, "%.*s", (int)svc->via.str.size, svc->via.str.ptr);
+}
+
+static struct MHD_Response *reply_response(struct req *r, enum br_rpc_result res,
                                            const msgpack_object *reply, unsigned *status)
 {
     switch (res) {
     case BR_RPC_TIMEOUT:
         *status = 504;
-        return detail_response("Upstream timeout.");
+        return detail_response(r, "Upstream timeout.");
     case BR_RPC_UNAVAILABLE:
         *status = 503;
-        return detail_response("Service unavailable.");
+        return detail_response(r, "Service unavailable.");
     case BR_RPC_BAD_REPLY:
         goto bad;
     case BR_RPC_REPLY:
@@ -303,17 +360,18 @@ static struct MHD_Response *reply_response(const struct req *r, enum br_rpc_resu
         st->via.u64 > 599)
         goto bad;
     *status = (unsigned)st->via.u64;
+    note_actor(r, reply);
     struct MHD_Response *resp;
     if ((r->match.route->flags & BR_RAW) &&
         ((*status == 200 && body && body->type == MSGPACK_OBJECT_MAP) || *status == 304)) {
-        resp = raw_response(*status, body);
+        resp = raw_response(r, *status, body);
     } else if (*status == 204 || *status == 304 || !body || body->type == MSGPACK_OBJECT_NIL) {
-        resp = empty_response();
+        resp = empty_response(r);
     } else {
         json_t *j = bk_json_from_msgpack(body);
         if (!j)
             goto bad;
-        resp = json_response(j);
+        resp = json_response(r, j);
     }
     if (!resp)
         goto bad;
@@ -323,45 +381,68 @@ bad:
     bk_log(BK_WARN, r->call.request_id, "%s: reply without a usable status or body",
            r->call.command);
     *status = 502;
-    return detail_response("Bad gateway.");
+    return detail_response(r, "Bad gateway.");
 }
 
-/* The health body: broker state, consumers per worker queue and what the
- * probe said of the database ("ok", "unavailable" or "unknown"). */
+/* The health body, the same shape for 200 and 503: every check named, with
+ * what is wrong (django-health-check's idea):
+ *   {"status": "ok" | "unavailable",
+ *    "checks": {"broker": "ok" | "unavailable",
+ *               "database": "ok" | "unavailable: <why>" | "unknown: <why>",
+ *               "workers": {"auth": "ok" | "no consumer" | "unknown", ...}},
+ *    "queues": {"auth.commands": {"consumers": n or null}, ...}}
+ * *up is true only when every check is "ok". */
 static json_t *health_body(const char *database, bool *up)
 {
     struct br_rpc_health h;
     br_rpc_health(&h);
-    json_t *queues = json_object();
-    bool all = true;
+    json_t *queues = json_object(), *workers = json_object();
+    bool all = h.broker_up;
     for (int i = 0; i < h.n_queues; i++) {
         int c = h.consumers[i];
         json_object_set_new(queues, h.queue[i],
                             json_pack("{s:o}", "consumers", c < 0 ? json_null() : json_integer(c)));
+        json_object_set_new(workers, h.worker[i],
+                            json_string(!h.broker_up || c < 0 ? "unknown"
+                                        : c > 0               ? "ok"
+                                                              : "no consumer"));
         all &= c > 0;
     }
-    *up = h.broker_up;
-    return json_pack("{s:s, s:s, s:s, s:s, s:o}", "status", h.broker_up ? "ok" : "unavailable",
-                     "broker", h.broker_up ? "ok" : "unavailable", "workers",
-                     !h.broker_up ? "unknown"
-                     : all        ? "ok"
-                                  : "degraded",
-                     "database", database, "queues", queues);
+    all &= strcmp(database, "ok") == 0;
+    *up = all;
+    return json_pack("{s:s, s:{s:s, s:s, s:o}, s:o}", "status", all ? "ok" : "unavailable",
+                     "checks", "broker", h.broker_up ? "ok" : "unavailable", "database", database,
+                     "workers", workers, "queues", queues);
 }
 
-static struct MHD_Response *health_response(enum br_rpc_result res, const msgpack_object *reply,
-                                            unsigned *status)
+/* What the probe says of the database: the worker's own words when it could
+ * not reach it, or why nobody could tell. */
+static struct MHD_Response *health_response(struct req *r, enum br_rpc_result res,
+                                            const msgpack_object *reply, unsigned *status)
 {
-    const char *database = "unknown";
+    char database[160];
+    int worker_len = (int)strcspn(r->health_cmd, ".");
     if (res == BR_RPC_REPLY) {
         const msgpack_object *st = bk_codec_get(reply, "status");
-        bool ok = st && st->type == MSGPACK_OBJECT_POSITIVE_INTEGER && st->via.u64 == 200;
-        database = ok ? "ok" : "unavailable";
+        const msgpack_object *db = bk_codec_get(bk_codec_get(reply, "body"), "database");
+        if (st && st->type == MSGPACK_OBJECT_POSITIVE_INTEGER && st->via.u64 == 200)
+            snprintf(database, sizeof database, "ok");
+        else if (db && db->type == MSGPACK_OBJECT_STR && db->via.str.size > 0 &&
+                 db->via.str.size < 100 && header_value_ok(db->via.str.ptr, db->via.str.size) &&
+                 strncmp(db->via.str.ptr, "ok", db->via.str.size) != 0)
+            snprintf(database, sizeof database, "%.*s", (int)db->via.str.size, db->via.str.ptr);
+        else
+            snprintf(database, sizeof database, "unavailable");
+    } else if (res == BR_RPC_TIMEOUT) {
+        snprintf(database, sizeof database, "unknown: the %.*s worker did not answer within %d ms",
+                 worker_len, r->health_cmd, hs.health_timeout_ms);
+    } else {
+        snprintf(database, sizeof database, "unknown: the probe could not be sent");
     }
     bool up;
     json_t *body = health_body(database, &up);
     *status = up ? 200 : 503;
-    return json_response(body);
+    return json_response(r, body);
 }
 
 /* Runs on the AMQP thread, once per call: builds the answer, then resumes
@@ -370,12 +451,12 @@ static void on_done(struct br_call *call, enum br_rpc_result res, const msgpack_
 {
     struct req *r = REQ_OF(call);
     unsigned status = 500;
-    struct MHD_Response *resp =
-        r->health ? health_response(res, reply, &status) : reply_response(r, res, reply, &status);
+    struct MHD_Response *resp = r->health ? health_response(r, res, reply, &status)
+                                          : reply_response(r, res, reply, &status);
     if (!resp) {
         status = 500;
-        resp = MHD_create_response_from_buffer(sizeof fallback_500 - 1, (void *)fallback_500,
-                                               MHD_RESPMEM_PERSISTENT);
+        resp = buffer_response(r, sizeof fallback_500 - 1, (void *)fallback_500,
+                               MHD_RESPMEM_PERSISTENT);
     }
     if (resp)
         decorate(r, status, resp);
@@ -388,15 +469,6 @@ static void on_done(struct br_call *call, enum br_rpc_result res, const msgpack_
  * first means the resume can never come before the suspend. */
 static enum MHD_Result dispatch(struct req *r)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-    if (sa && sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->call.client_ip,
-                  sizeof r->call.client_ip);
-    else if (sa && sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->call.client_ip,
-                  sizeof r->call.client_ip);
     r->call.done = on_done;
     r->call.request_url = r->request_url;
     r->phase = PH_WAIT;
@@ -407,7 +479,7 @@ static enum MHD_Result dispatch(struct req *r)
         /* at most one line a second: an overload must not also flood the log */
         if (now - last >= 1000 && atomic_compare_exchange_strong(&last_log, &last, now))
             bk_log(BK_WARN, r->call.request_id, "too many requests in flight: answering 503");
-        struct MHD_Response *resp = detail_response("Service unavailable.");
+        struct MHD_Response *resp = detail_response(r, "Service unavailable.");
         if (resp)
             decorate(r, 503, resp);
         r->response = resp;
@@ -532,24 +604,29 @@ static int make_request_url(struct req *r, const char *url)
 
 static enum MHD_Result send_detail(struct req *r, unsigned status, const char *detail)
 {
-    return send_response(r, status, detail_response(detail));
+    return send_response(r, status, detail_response(r, detail));
 }
 
 /* GET /api/health/: the broker and consumer counts the AMQP thread keeps,
  * plus a "<worker>.health" probe (the worker runtime answers it with a
- * SELECT 1) to report the database; see main.c for the why. */
+ * SELECT 1) to report the database; see main.c for the why. The probes take
+ * turns over the workers with a consumer, so a frequent poll spreads out. */
 static enum MHD_Result health(struct req *r)
 {
     struct br_rpc_health h;
     br_rpc_health(&h);
     int probe = -1;
-    for (int i = 0; i < h.n_queues && probe < 0; i++)
+    unsigned first = atomic_fetch_add(&hs.probe_next, 1);
+    for (int k = 0; h.broker_up && k < h.n_queues && probe < 0; k++) {
+        int i = (int)((first + (unsigned)k) % (unsigned)h.n_queues);
         if (h.consumers[i] > 0)
             probe = i;
-    if (!h.broker_up || probe < 0) {
+    }
+    if (probe < 0) {
         bool up;
-        json_t *body = health_body("unknown", &up);
-        return send_response(r, up ? 200 : 503, json_response(body));
+        json_t *body = health_body(
+            h.broker_up ? "unknown: no worker to ask" : "unknown: the broker is unavailable", &up);
+        return send_response(r, up ? 200 : 503, json_response(r, body));
     }
     snprintf(r->health_cmd, sizeof r->health_cmd, "%s.health", bk_amqp_queues[probe].worker);
     json_t *args = json_object();
@@ -569,15 +646,16 @@ static enum MHD_Result local_route(struct req *r, const struct br_route *route)
     struct MHD_Response *resp;
     if (strcmp(route->command, "health") == 0)
         return health(r);
+    if (strcmp(route->command, "live") == 0) /* the process serves: nothing else is asked */
+        return send_response(r, 200, json_response(r, json_pack("{s:s}", "status", "ok")));
     if (strcmp(route->command, "openapi") == 0) {
-        resp =
-            MHD_create_response_from_buffer(strlen(hs.openapi), hs.openapi, MHD_RESPMEM_PERSISTENT);
+        resp = buffer_response(r, strlen(hs.openapi), hs.openapi, MHD_RESPMEM_PERSISTENT);
         if (resp)
             MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
         return send_response(r, 200, resp);
     }
-    resp = MHD_create_response_from_buffer(strlen(br_openapi_docs_html),
-                                           (void *)br_openapi_docs_html, MHD_RESPMEM_PERSISTENT);
+    resp = buffer_response(r, strlen(br_openapi_docs_html), (void *)br_openapi_docs_html,
+                           MHD_RESPMEM_PERSISTENT);
     if (resp) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
         MHD_add_response_header(resp, "Content-Security-Policy",
@@ -600,7 +678,7 @@ static enum MHD_Result on_complete(struct req *r, const char *url, const char *m
 
     if (r->has_body && r->kind == BR_BODY_JSON && r->len > 0) {
         if (br_request_parse_json(r->body ? r->body : "", r->len, &args, &err) != 0) {
-            ret = send_response(r, 400, json_response(err));
+            ret = send_response(r, 400, json_response(r, err));
             goto out;
         }
     } else {
@@ -614,7 +692,7 @@ static enum MHD_Result on_complete(struct req *r, const char *url, const char *m
             goto out;
         }
         if (form_args(r, args, &files, &err) != 0) {
-            ret = send_response(r, 400, json_response(err));
+            ret = send_response(r, 400, json_response(r, err));
             goto out;
         }
     }
@@ -729,7 +807,7 @@ static void on_data(struct req *r, const char *data, size_t n)
     if (r->phase == PH_DISCARD)
         return;
     if (r->received > r->limit) {
-        answer_after_body(r, 413, detail_response("Request body too large."));
+        answer_after_body(r, 413, detail_response(r, "Request body too large."));
         return;
     }
     if (r->kind == BR_BODY_JSON) {
@@ -739,7 +817,7 @@ static void on_data(struct req *r, const char *data, size_t n)
                 cap *= 2;
             char *b = realloc(r->body, cap);
             if (!b) {
-                answer_after_body(r, 500, detail_response("A server error occurred."));
+                answer_after_body(r, 500, detail_response(r, "A server error occurred."));
                 return;
             }
             r->body = b;
@@ -751,24 +829,88 @@ static void on_data(struct req *r, const char *data, size_t n)
         if (MHD_post_process(r->pp, data, n) != MHD_YES || r->form_failed)
             answer_after_body(
                 r, 400,
-                detail_response(r->n_parts >= MAX_PARTS
-                                    ? "Multipart form parse error - Too many fields."
-                                    : "Multipart form parse error - Invalid multipart body."));
+                detail_response(r, r->n_parts >= MAX_PARTS
+                                       ? "Multipart form parse error - Too many fields."
+                                       : "Multipart form parse error - Invalid multipart body."));
     }
 }
 
 /* ---- the MHD callbacks ----------------------------------------------------- */
+
+/* The client's address, for the x-client-ip header and the access log. */
+static void note_client(struct req *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->call.client_ip,
+                  sizeof r->call.client_ip);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->call.client_ip,
+                  sizeof r->call.client_ip);
+}
+
+/* OPTIONS on a known path: a CORS preflight (Origin and
+ * Access-Control-Request-Method) gets django-cors-headers' empty 200, with
+ * the CORS headers only for an allowed origin; any other OPTIONS gets DRF's
+ * metadata answer. Both carry Allow. */
+static enum MHD_Result options(struct req *r, const char *url)
+{
+    char allow[160];
+    if (br_routes_allow(url, allow, sizeof allow - 9) == 0)
+        return answer_early(r, 404, detail_response(r, "Not found."));
+    strcat(allow, ", OPTIONS");
+    const struct br_route *first = NULL;
+    bool multipart = false;
+    for (const struct br_route *rt = br_routes; rt->method; rt++) {
+        if (!br_routes_pattern_match(rt->pattern, url, NULL))
+            continue;
+        if (!first)
+            first = rt;
+        multipart |= rt->upload != NULL;
+    }
+    r->match.route = first; /* the access log names the route */
+    bool preflight =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin") &&
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Access-Control-Request-Method");
+    struct MHD_Response *resp;
+    if (preflight) {
+        resp = empty_response(r);
+        if (resp && r->origin[0]) {
+            MHD_add_response_header(resp, "Access-Control-Allow-Methods", CORS_ALLOW_METHODS);
+            MHD_add_response_header(resp, "Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);
+            MHD_add_response_header(resp, "Access-Control-Max-Age", CORS_MAX_AGE);
+        }
+    } else {
+        json_t *parses = json_pack("[s]", "application/json");
+        if (multipart)
+            json_array_append_new(parses, json_string("multipart/form-data"));
+        resp = json_response(r, json_pack("{s:s, s:s, s:[s], s:o}", "name", first->summary,
+                                          "description", "", "renders", "application/json",
+                                          "parses", parses));
+    }
+    if (resp)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    return answer_early(r, 200, resp);
+}
 
 /* The first call: headers only. Routes, and refuses what can be refused
  * before the body. */
 static enum MHD_Result on_headers(struct req *r, const char *url, const char *method)
 {
     r->phase = PH_BODY;
+    snprintf(r->method, sizeof r->method, "%s", method);
+    note_client(r);
+    /* the client's id only when it is safe to echo, log and forward */
     const char *rid = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-ID");
-    if (br_request_header_ok(rid, 128))
+    if (rid && bk_request_id_valid(rid, strnlen(rid, BK_REQUEST_ID_MAX + 1)))
         snprintf(r->call.request_id, sizeof r->call.request_id, "%s", rid);
     else
         bk_uuid4(r->call.request_id);
+    const char *origin = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin");
+    if (hs.origins.n > 0 && br_policy_origin_allowed(&hs.origins, origin))
+        snprintf(r->origin, sizeof r->origin, "%s", origin);
 
     const char *cl =
         MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -779,13 +921,24 @@ static enum MHD_Result on_headers(struct req *r, const char *url, const char *me
     r->has_body = r->content_length > 0 || (te && !cl);
 
     enum br_match_result m = br_routes_match(method, url, &r->match);
+    /* Django's ALLOWED_HOSTS: refuse a Host we do not serve before anything
+     * is sent on (it would end up in links); probes by address may skip it */
+    const char *host = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Host");
+    if (!(m == BR_MATCH_OK && (r->match.route->flags & BR_ANY_HOST)) &&
+        !br_policy_host_allowed(&hs.hosts, host)) {
+        r->match.route = NULL;
+        return answer_early(r, 400, detail_response(r, "Invalid Host header."));
+    }
+    if (strcmp(method, "OPTIONS") == 0)
+        return options(r, url);
     if (m == BR_MATCH_NO_PATH)
-        return answer_early(r, 404, detail_response("Not found."));
+        return answer_early(r, 404, detail_response(r, "Not found."));
     if (m == BR_MATCH_NO_METHOD) {
-        char allow[128], msg[96];
-        br_routes_allow(url, allow, sizeof allow);
+        char allow[160], msg[96];
+        if (br_routes_allow(url, allow, sizeof allow - 9) > 0)
+            strcat(allow, ", OPTIONS");
         snprintf(msg, sizeof msg, "Method \"%.32s\" not allowed.", method);
-        struct MHD_Response *resp = detail_response(msg);
+        struct MHD_Response *resp = detail_response(r, msg);
         if (resp)
             MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
         return answer_early(r, 405, resp);
@@ -800,20 +953,20 @@ static enum MHD_Result on_headers(struct req *r, const char *url, const char *me
     if (r->kind == BR_BODY_OTHER || (r->kind == BR_BODY_MULTIPART && !route->upload)) {
         char msg[300];
         snprintf(msg, sizeof msg, "Unsupported media type \"%.200s\" in request.", ct ? ct : "");
-        return answer_early(r, 415, detail_response(msg));
+        return answer_early(r, 415, detail_response(r, msg));
     }
     r->limit = route->max_body                ? route->max_body
                : r->kind == BR_BODY_MULTIPART ? hs.max_upload
                                               : hs.max_json;
     if (r->content_length > r->limit)
-        return answer_early(r, 413, detail_response("Request body too large."));
+        return answer_early(r, 413, detail_response(r, "Request body too large."));
     if (r->kind == BR_BODY_MULTIPART) {
         r->pp = MHD_create_post_processor(r->conn, POST_BUFFER, on_part, r);
         if (!r->pp)
             return answer_early(
                 r, 400,
                 detail_response(
-                    "Multipart form parse error - Invalid boundary in multipart: None"));
+                    r, "Multipart form parse error - Invalid boundary in multipart: None"));
     }
     return MHD_YES;
 }
@@ -863,7 +1016,31 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
         return NULL;
     msgpack_sbuffer_init(&r->call.body);
     r->uri = strdup(uri);
+    r->started_us = bk_mono_us();
     return r;
+}
+
+/* One JSON line per request, written when it is over: what a load balancer's
+ * access log holds, plus the request id that the workers' lines and the
+ * events carry too. The route pattern, not the path: ids stay out of it and
+ * lines group by endpoint. Who called comes from the worker's reply (the
+ * token it verified anyway), so logging costs no signature check here. */
+static void access_log(const struct req *r)
+{
+    const struct br_route *route = r->match.route;
+    bool head = strcmp(r->method, "HEAD") == 0;
+    const struct bk_log_field f[] = {
+        BK_LOG_STR("method", r->method),
+        BK_LOG_STR("route", route ? route->pattern : ""),
+        BK_LOG_NUM("status", r->status),
+        BK_LOG_NUM("duration_ms", (double)(bk_mono_us() - r->started_us) / 1000.0),
+        BK_LOG_NUM("bytes", head ? 0 : r->out_len),
+        BK_LOG_STR("command", r->call.command ? r->call.command : ""),
+        r->user_id > 0 ? (struct bk_log_field)BK_LOG_NUM("user_id", r->user_id)
+                       : (struct bk_log_field)BK_LOG_STR("service", r->service),
+        BK_LOG_STR("client", r->call.client_ip),
+    };
+    bk_log_fields(BK_INFO, r->call.request_id, "access", f, (int)(sizeof f / sizeof f[0]));
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -873,6 +1050,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r)
         return;
     *con_cls = NULL;
+    if (r->method[0])
+        access_log(r);
     drop_body(r);
     if (r->response)
         MHD_destroy_response(r->response);
@@ -909,6 +1088,19 @@ int br_http_start(void)
     hs.max_json = (size_t)bk_config_long("http_max_json_bytes");
     hs.max_upload = (size_t)bk_config_long("http_max_upload_bytes");
     hs.key_dir = bk_config_str("key_dir");
+    /* Django's ALLOWED_HOSTS; by default the bound address and loopback */
+    char default_hosts[400];
+    snprintf(default_hosts, sizeof default_hosts,
+             strchr(host, ':') ? "[%s] localhost 127.0.0.1 [::1]" : "%s localhost 127.0.0.1 [::1]",
+             host);
+    const char *hosts = bk_config_str("allowed_hosts");
+    if (br_policy_list_parse(*hosts ? hosts : default_hosts, &hs.hosts) < 0 ||
+        br_policy_list_parse(bk_config_str("cors_allowed_origins"), &hs.origins) < 0) {
+        bk_log(BK_ERROR, NULL,
+               "http: allowed_hosts or cors_allowed_origins: at most %d entries of %d characters",
+               BR_POLICY_MAX_ENTRIES, BR_POLICY_MAX_LEN);
+        return -1;
+    }
     if (port <= 0 || port > 65535 || hs.timeout_ms <= 0 || threads < 1 || threads > 64) {
         bk_log(BK_ERROR, NULL, "http: bad http_port, http_timeout_ms or http_threads");
         return -1;
@@ -957,8 +1149,9 @@ int br_http_start(void)
         bk_log(BK_ERROR, NULL, "http: cannot listen on %s:%ld", host, port);
         goto fail;
     }
-    bk_log(BK_INFO, NULL, "listening on http://%s/ (%ld thread%s)", hs.default_host, threads,
-           threads > 1 ? "s" : "");
+    bk_log(BK_INFO, NULL, "listening on http://%s/ (%ld thread%s; %d allowed host%s; CORS %s)",
+           hs.default_host, threads, threads > 1 ? "s" : "", hs.hosts.n, hs.hosts.n == 1 ? "" : "s",
+           hs.origins.n ? "on" : "off");
     return 0;
 fail:
     free(hs.openapi);

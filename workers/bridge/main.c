@@ -8,14 +8,20 @@
  *              consumer counts, reconnect with backoff
  *   openapi.c  /api/openapi.json and /api/docs/, generated from the table
  *
- * Health: GET /api/health/ reports the broker and the consumer count of each
- * worker queue, both kept by the AMQP thread, and "database" from a
- * "<worker>.health" probe sent to the first queue with a consumer (the worker
+ * Health: GET /api/health/ (readiness) reports the broker and the consumer
+ * count of each worker queue, both kept by the AMQP thread, and "database"
+ * from a "<worker>.health" probe sent to a queue with a consumer (the worker
  * runtime answers it with SELECT 1), so the bridge reports the database
- * without a connection of its own. 200 with "status": "ok" whenever the broker
- * is reachable (the contract); "workers" is "degraded" while a queue has no
- * consumer and "database" is "unknown" when no probe could be answered.
- * 503 with "status": "unavailable" when the broker is not reachable.
+ * without a connection of its own. 200 {"status": "ok", "checks": {...}}
+ * only when the broker, the database and every worker queue are up; else 503
+ * with the same body naming what is down (see health_body in http.c). The
+ * probe waits at most http_health_timeout_ms. GET /api/health/live
+ * (liveness) answers 200 while this process serves, asking nobody.
+ *
+ * Every request ends with one JSON access line in the log (method, route
+ * pattern, status, duration, bytes, request id, caller, command, client);
+ * the request id (X-Request-ID, validated, else minted) goes to the worker
+ * as the x-request-id header and comes back on the response.
  *
  * Shutdown (SIGTERM, SIGINT): stop accepting, let the commands in flight get
  * their replies (up to http_timeout_ms), answer what is left with 503, stop. */

@@ -575,6 +575,7 @@ void br_rpc_health(struct br_rpc_health *h)
     h->n_queues = rt.n_queues;
     for (int i = 0; i < rt.n_queues; i++) {
         h->queue[i] = bk_amqp_queues[i].queue;
+        h->worker[i] = bk_amqp_queues[i].worker;
         h->consumers[i] = atomic_load(&rt.consumers[i]);
     }
 }

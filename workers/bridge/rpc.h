@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "shared/util.h"
+
 enum br_rpc_result {
     BR_RPC_REPLY,       /* reply is the decoded reply body */
     BR_RPC_TIMEOUT,     /* no reply within timeout_ms: 504 */
@@ -33,7 +35,7 @@ struct br_call {
     const char *command;  /* routing key; must outlive the call (route table) */
     msgpack_sbuffer body; /* the packed envelope */
     char message_id[37];
-    char request_id[129];
+    char request_id[BK_REQUEST_ID_MAX + 1]; /* sent as the x-request-id header */
     char client_ip[64];
     const char *request_url; /* path?query, sent as x-request-target (pagination links) */
     int timeout_ms;
@@ -70,6 +72,7 @@ struct br_rpc_health {
     bool broker_up;
     int n_queues;
     const char *queue[8];
+    const char *worker[8];
     int consumers[8];
 };
 void br_rpc_health(struct br_rpc_health *h);

@@ -117,10 +117,14 @@ int ctl_set_staff(const struct ctl_args *a)
      * operator. The event's correlation id is this run's request id. */
     char request_id[37];
     bk_uuid4(request_id);
-    json_t *data = json_pack("{s:I, s:s, s:b, s:n}", "user_id", (json_int_t)atoll(id), "role",
-                             PQgetvalue(user, 0, 3), "is_staff", want[0] == 't', "by");
-    if (bk_outbox_put(db, "user.role_changed", data, request_id, NULL) != 0 ||
-        bk_db_simple(db, "COMMIT") != 0)
+    json_t *ev =
+        bk_event_new("user.role_changed",
+                     json_pack("{s:I, s:s, s:b, s:n}", "user_id", (json_int_t)atoll(id), "role",
+                               PQgetvalue(user, 0, 3), "is_staff", want[0] == 't', "by"),
+                     request_id, NULL);
+    int put = ev ? bk_outbox_put(db, ev) : -1;
+    json_decref(ev);
+    if (put != 0 || bk_db_simple(db, "COMMIT") != 0)
         goto out;
     printf("set-staff: %s (id %s) %s\n", username, id,
            want[0] == 't' ? "is staff now" : "is no longer staff");

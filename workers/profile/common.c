@@ -20,7 +20,7 @@ json_t *pr_parse(struct bk_call *c, const char *text)
     json_error_t err;
     json_t *v = json_loads(text, JSON_DECODE_ANY, &err);
     if (!v)
-        bk_log(BK_ERROR, c->correlation_id, "representation is not JSON: %s", err.text);
+        bk_log(BK_ERROR, c->request_id, "representation is not JSON: %s", err.text);
     return v;
 }
 
