@@ -8,6 +8,8 @@
 #   <dir>/pg/         PostgreSQL (data/ sock/ log/ postgres.pid); may be a symlink
 #                     to /var/tmp/backend-pg-<hash> when postgres cannot reach <dir>
 #   <dir>/keys/       token keys (backendctl keygen)
+#   <dir>/broker/     <identity>.password of each broker user the scripts create
+#                     (dir 700, files 600; see bk_broker_identities)
 #   <dir>/log/        <name>.log of each worker and the bridge
 #   <dir>/<name>.pid  PID of each worker and the bridge
 #   <dir>/instance.env  the ports the services were started with
@@ -20,6 +22,11 @@ BK_RMQ_BIN=/usr/lib/rabbitmq/bin
 # Processes scripts/run and scripts/test start, in start order.
 BK_WORKERS=(auth-worker profile-worker order-worker payment-worker)
 BK_PROCS=("${BK_WORKERS[@]}" bridge)
+# Worker queues: at most this many ready commands each (a publish beyond is
+# refused), and a command delivered this often is dead-lettered by the broker
+# (a second guard behind the runtime's max_deliveries).
+BK_QUEUE_MAX_LENGTH=${BK_QUEUE_MAX_LENGTH:-10000}
+BK_QUEUE_DELIVERY_LIMIT=${BK_QUEUE_DELIVERY_LIMIT:-20}
 
 say() { printf '==> %s\n' "$*"; }
 note() { printf '    %s\n' "$*"; }
@@ -61,7 +68,7 @@ bk_tail() {
 # ---------------------------------------------------------------- instance
 
 # bk_instance run|test: sets BK_INSTANCE BK_RUN_DIR BK_LOG_DIR BK_KEY_DIR
-# BK_RMQ_DIR BK_PG_DIR BK_NODE BK_AMQP_PORT BK_DIST_PORT BK_EPMD_PORT
+# BK_RMQ_DIR BK_BROKER_DIR BK_PG_DIR BK_NODE BK_AMQP_PORT BK_DIST_PORT BK_EPMD_PORT
 # BK_PG_PORT BK_HTTP_PORT BK_BUILD_DIR BK_BIN_DIR. When the instance's
 # services run, the ports they were started with win (instance.env).
 bk_instance() {
@@ -91,6 +98,7 @@ bk_instance() {
     BK_LOG_DIR=$BK_RUN_DIR/log
     BK_KEY_DIR=$BK_RUN_DIR/keys
     BK_RMQ_DIR=$BK_RUN_DIR/rabbitmq
+    BK_BROKER_DIR=$BK_RUN_DIR/broker
     BK_PG_DIR=$BK_RUN_DIR/pg
     BK_BIN_DIR=$BK_BUILD_DIR/bin
     if [ -f "$BK_RUN_DIR/instance.env" ] && { bk_rmq_alive || bk_pg_alive; }; then
@@ -127,6 +135,11 @@ bk_export_backend_env() {
     # links in replies point at this instance's own bridge
     export BACKEND_PUBLIC_BASE_URL=http://127.0.0.1:$BK_HTTP_PORT
     export BACKEND_KEY_DIR=$BK_KEY_DIR
+    # backendctl (and whatever runs beside it) is the admin; bk_start_procs
+    # gives each component its own identity
+    export BACKEND_AMQP_USER=admin
+    export BACKEND_AMQP_PASSWORD_FILE=$BK_BROKER_DIR/admin.password
+    export BACKEND_BROKER_CTL=$BK_RMQ_DIR/rabbitmqctl
     # CORS is off by default: the test instance allows one made-up origin so
     # that tests/integration/test_http_ops.py can check both answers
     if [ "$BK_INSTANCE" = test ]; then
@@ -299,6 +312,84 @@ EOF
     note "RabbitMQ ready in ${t0:+$(bk_since "$t0")} (pid $(bk_pid_of "$R/rabbit.pid"), log $R/log/$BK_NODE.log)"
 }
 
+# The broker identities: name, tags, then configure, write and read
+# permission (regexes over exchange and queue names) on our vhost. Least
+# privilege: only admin declares, reads commands of every worker or the dead
+# letters; a worker reads its own queue and replies through the default
+# exchange (dead-lettering is the queue's own, it needs no permission); the
+# bridge publishes commands and reads its replies (direct reply-to needs no
+# permission); the relay alone publishes events. admin is an impersonator so
+# that replayed dead letters keep the user_id of whoever published them.
+bk_broker_identities() {
+    local w q
+    printf '%s\n' "admin impersonator .* .* .*"
+    printf '%s\n' 'bridge - ^$ ^backend\.commands$ ^$'
+    printf '%s\n' 'relay - ^$ ^backend\.events$ ^$'
+    for w in "${BK_WORKERS[@]}"; do
+        q=${w%-worker}
+        printf '%s\n' "$w - ^\$ ^amq\.default\$ ^$q\.commands\$"
+    done
+}
+
+# bk_broker_setup: after RabbitMQ starts (idempotent): every identity of
+# bk_broker_identities with its password from <instance>/broker/<name>.password
+# (generated when missing), the worker queue policy, no guest, and
+# <instance>/rabbitmq/rabbitmqctl (backendctl's broker_ctl). One
+# import_definitions: rabbitmqctl gets hashes, never a password.
+bk_broker_setup() {
+    local name tags conf wr rd f w queues=() defs
+    mkdir -p "$BK_BROKER_DIR"
+    chmod 700 "$BK_BROKER_DIR"
+    while read -r name tags conf wr rd; do
+        f=$BK_BROKER_DIR/$name.password
+        if [ ! -s "$f" ]; then
+            (umask 077 && head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$f")
+            note "broker identity $name: new password in $f"
+        fi
+        chmod 600 "$f"
+    done < <(bk_broker_identities)
+    for w in "${BK_WORKERS[@]}"; do queues+=("${w%-worker}"); done
+    defs=$(bk_broker_identities | BK_BROKER_DIR=$BK_BROKER_DIR \
+        BK_POLICY_PATTERN="^($(IFS='|' && echo "${queues[*]}"))\.commands\$" \
+        BK_QUEUE_MAX_LENGTH=$BK_QUEUE_MAX_LENGTH BK_QUEUE_DELIVERY_LIMIT=$BK_QUEUE_DELIVERY_LIMIT \
+        /usr/bin/python3 -c '
+import base64, hashlib, json, os, sys
+users, perms = [], []
+for line in sys.stdin:
+    name, tags, conf, write, read = line.split()
+    with open(os.path.join(os.environ["BK_BROKER_DIR"], name + ".password")) as f:
+        pw = f.read().strip().encode()
+    salt = os.urandom(4)  # rabbit_password_hashing_sha256: base64(salt + sha256(salt + pw))
+    users.append({"name": name, "tags": [] if tags == "-" else tags.split(","),
+                  "password_hash": base64.b64encode(salt + hashlib.sha256(salt + pw).digest()).decode(),
+                  "hashing_algorithm": "rabbit_password_hashing_sha256"})
+    perms.append({"user": name, "vhost": "/", "configure": conf, "write": write, "read": read})
+policy = {"vhost": "/", "name": "backend-worker-queues", "pattern": os.environ["BK_POLICY_PATTERN"],
+          "apply-to": "queues", "priority": 0,
+          "definition": {"max-length": int(os.environ["BK_QUEUE_MAX_LENGTH"]), "overflow": "reject-publish",
+                         "delivery-limit": int(os.environ["BK_QUEUE_DELIVERY_LIMIT"])}}
+print(json.dumps({"users": users, "permissions": perms, "policies": [policy]}))
+') || die "could not build the broker definitions (python3 output above)"
+    bk_rabbitmqctl import_definitions <<<"$defs" >/dev/null ||
+        die "rabbitmqctl import_definitions failed (output above); log $BK_RMQ_DIR/log/$BK_NODE.log"
+    if bk_rabbitmqctl list_users 2>/dev/null | awk '{ print $1 }' | grep -qx guest; then
+        bk_rabbitmqctl delete_user guest >/dev/null
+        note "deleted the broker user guest"
+    fi
+    # rabbitmqctl for this instance's node, for backendctl service-account
+    {
+        echo '#!/usr/bin/env bash'
+        echo '# written by scripts/lib.sh (bk_broker_setup): rabbitmqctl for this instance'
+        (
+            bk_rmq_env
+            for v in $(compgen -e | grep -E '^(RABBITMQ_|ERL_)') HOME; do printf 'export %s=%q\n' "$v" "${!v}"; done
+        )
+        printf 'cd %q && exec %q -q -n %q "$@"\n' "$BK_RMQ_DIR" "$BK_RMQ_BIN/rabbitmqctl" "$BK_NODE"
+    } >"$BK_RMQ_DIR/rabbitmqctl"
+    chmod 700 "$BK_RMQ_DIR/rabbitmqctl"
+    note "broker identities: $(bk_broker_identities | awk '{ printf "%s%s", s, $1; s = " " }') (passwords in $BK_BROKER_DIR)"
+}
+
 bk_rmq_stop() {
     local R=$BK_RMQ_DIR
     bk_stop_pid RabbitMQ "$R/rabbit.pid" "$R/home" TERM 60
@@ -417,6 +508,7 @@ bk_services_start() {
     mkdir -p "$BK_RUN_DIR" "$BK_LOG_DIR"
     bk_rmq_alive || bk_pg_alive || bk_write_instance_env
     bk_rmq_start
+    bk_broker_setup
     bk_pg_start
 }
 
@@ -478,6 +570,17 @@ bk_migrate_keygen() {
     chmod 700 "$BK_KEY_DIR"
     say "token keys in $BK_KEY_DIR (backendctl keygen)"
     bk_ctl keygen || die "backendctl keygen failed (its log lines are above)"
+    say "broker topology (backendctl broker-setup as admin)"
+    bk_ctl broker-setup || die "backendctl broker-setup failed (its log lines are above)"
+}
+
+# bk_proc_identity NAME: export the broker identity of process NAME (its
+# own, named like it; a worker's outbox relay logs in as relay).
+bk_proc_identity() {
+    export BACKEND_AMQP_USER=$1 BACKEND_AMQP_PASSWORD_FILE=$BK_BROKER_DIR/$1.password
+    case $1 in
+    *-worker) export BACKEND_RELAY_AMQP_USER=relay BACKEND_RELAY_AMQP_PASSWORD_FILE=$BK_BROKER_DIR/relay.password ;;
+    esac
 }
 
 bk_proc_alive_named() { bk_pid_alive "$BK_RUN_DIR/$1.pid" "$1"; }
@@ -495,7 +598,11 @@ bk_start_procs() {
         [ -x "$BK_BIN_DIR/$name" ] || die "$BK_BIN_DIR/$name is missing: the build did not produce it"
         [ "$truncate" = 1 ] && : >"$BK_LOG_DIR/$name.log"
         say "starting $name (log $BK_LOG_DIR/$name.log)"
-        (cd "$BK_REPO" && exec setsid "$BK_BIN_DIR/$name" >>"$BK_LOG_DIR/$name.log" 2>&1 </dev/null) &
+        (
+            cd "$BK_REPO"
+            bk_proc_identity "$name"
+            exec setsid "$BK_BIN_DIR/$name" >>"$BK_LOG_DIR/$name.log" 2>&1 </dev/null
+        ) &
         echo $! >"$BK_RUN_DIR/$name.pid"
         started+=("$name")
     done

@@ -1,5 +1,7 @@
 #include "shared/amqp.h"
 
+#include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -68,8 +70,58 @@ int bk_amqp_check(amqp_rpc_reply_t r, const char *what)
     return -1;
 }
 
+#define MAX_PASSWORD 256
+
+const char *bk_amqp_user(enum bk_amqp_identity identity)
+{
+    if (identity == BK_AMQP_RELAY && bk_config_set("relay_amqp_user"))
+        return bk_config_str("relay_amqp_user");
+    return bk_config_str("amqp_user");
+}
+
+/* The password of identity: the first line of its password file, read at
+ * every connect (so a rotated password needs no restart), else
+ * amqp_password. 0, or -1 (logged) when the file cannot be read. */
+static int password_of(enum bk_amqp_identity identity, char *out, size_t n)
+{
+    bool relay = identity == BK_AMQP_RELAY && bk_config_set("relay_amqp_user");
+    const char *key = relay ? "relay_amqp_password_file" : "amqp_password_file";
+    if (!bk_config_set(key)) {
+        if (relay) {
+            bk_log(BK_ERROR, NULL, "config: relay_amqp_user is set but not %s", key);
+            return -1;
+        }
+        snprintf(out, n, "%s", bk_config_str("amqp_password"));
+        return 0;
+    }
+    const char *path = bk_config_str(key);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        bk_log(BK_ERROR, NULL, "amqp: cannot read the password file %s (%s): %s", path, key,
+               strerror(errno));
+        return -1;
+    }
+    int rc = fgets(out, (int)n, f) ? 0 : -1;
+    fclose(f);
+    out[strcspn(out, "\r\n")] = '\0';
+    if (rc != 0 || !*out) {
+        bk_log(BK_ERROR, NULL, "amqp: the password file %s (%s) is empty", path, key);
+        return -1;
+    }
+    return 0;
+}
+
 amqp_connection_state_t bk_amqp_connect(const char *name, int heartbeat_s)
 {
+    return bk_amqp_connect_as(name, heartbeat_s, BK_AMQP_PROCESS);
+}
+
+amqp_connection_state_t bk_amqp_connect_as(const char *name, int heartbeat_s,
+                                           enum bk_amqp_identity identity)
+{
+    char password[MAX_PASSWORD];
+    if (password_of(identity, password, sizeof password) != 0)
+        return NULL;
     const char *host = bk_config_str("amqp_host");
     int port = (int)bk_config_long("amqp_port");
     amqp_connection_state_t c = amqp_new_connection();
@@ -93,8 +145,10 @@ amqp_connection_state_t bk_amqp_connect(const char *name, int heartbeat_s)
     amqp_table_t client_props = {1, props};
     amqp_rpc_reply_t r = amqp_login_with_properties(
         c, bk_config_str("amqp_vhost"), 0, 131072, heartbeat_s, &client_props,
-        AMQP_SASL_METHOD_PLAIN, bk_config_str("amqp_user"), bk_config_str("amqp_password"));
+        AMQP_SASL_METHOD_PLAIN, bk_amqp_user(identity), password);
+    sodium_memzero(password, sizeof password);
     if (bk_amqp_check(r, "login") != 0) {
+        bk_log(BK_ERROR, NULL, "amqp: login as \"%s\" failed", bk_amqp_user(identity));
         amqp_destroy_connection(c);
         return NULL;
     }

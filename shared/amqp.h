@@ -25,6 +25,21 @@ extern const struct bk_amqp_queue bk_amqp_queues[];
 /* The queue serving command (by its prefix before the first dot), or NULL. */
 const struct bk_amqp_queue *bk_amqp_queue_for(const char *command);
 
+/* The broker identities a process may log in as. Each publish carries its
+ * identity as the AMQP user_id property, which RabbitMQ checks against the
+ * connection's user, so a consumer knows who published (not who claims to). */
+enum bk_amqp_identity {
+    BK_AMQP_PROCESS, /* amqp_user, amqp_password_file (else amqp_password) */
+    BK_AMQP_RELAY,   /* relay_amqp_user, relay_amqp_password_file; unset: BK_AMQP_PROCESS */
+};
+
+/* The user name identity logs in as: the user_id its publishes must carry. */
+const char *bk_amqp_user(enum bk_amqp_identity identity);
+
+/* bk_amqp_connect as the given identity. */
+amqp_connection_state_t bk_amqp_connect_as(const char *name, int heartbeat_s,
+                                           enum bk_amqp_identity identity);
+
 /* Opens a connection (amqp_* keys of the config), logs in and opens channel 1.
  * name shows in the management UI. heartbeat_s is the AMQP heartbeat: only
  * for a connection whose owner calls into rabbitmq-c at least that often
@@ -37,7 +52,9 @@ amqp_connection_state_t bk_amqp_connect(const char *name, int heartbeat_s);
 void bk_amqp_close(amqp_connection_state_t c);
 
 /* Declares exchanges, worker queues (quorum, dead-lettering to backend.dlx)
- * and backend.dead with their bindings on channel ch. Idempotent. 0 or -1. */
+ * and backend.dead with their bindings on channel ch. Idempotent. 0 or -1.
+ * Needs configure permission: only the admin identity has it (backendctl
+ * broker-setup); the components find the topology in place. */
 int bk_amqp_declare_topology(amqp_connection_state_t c, amqp_channel_t ch);
 
 /* 0 when r is a normal reply, else -1 after logging what failed. */

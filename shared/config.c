@@ -57,8 +57,20 @@ static const struct key KEYS[] = {
     /* RabbitMQ */
     STR("amqp_host", "127.0.0.1", "broker host"),
     PORT("amqp_port", "5673", "broker AMQP port"),
-    STR("amqp_user", "guest", "broker user"),
-    SECRET("amqp_password", "guest", "broker password"),
+    STR("amqp_user", "guest", "broker identity this process logs in as (the user_id it publishes)"),
+    SECRET("amqp_password", "guest", "broker password, when amqp_password_file is unset"),
+    STR("amqp_password_file", NULL,
+        "file holding the broker password (read at each connect; wins over amqp_password)"),
+    STR("relay_amqp_user", NULL,
+        "broker identity of the outbox relay inside each worker, the only publisher of events "
+        "(unset: amqp_user)"),
+    STR("relay_amqp_password_file", NULL, "file holding relay_amqp_user's broker password"),
+    STR("bridge_amqp_user", "bridge",
+        "broker identity of the HTTP bridge: workers trust x-client-ip and x-request-target "
+        "only from it"),
+    STR("broker_ctl", "rabbitmqctl",
+        "rabbitmqctl for our broker node (backendctl service-account); the scripts point it at "
+        "their instance's"),
     STR("amqp_vhost", "/", "broker virtual host"),
     INT("amqp_prefetch", "16", 1, 65535, "unacked commands a worker copy holds at once"),
     /* PostgreSQL */

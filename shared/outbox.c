@@ -84,8 +84,9 @@ static int amqp_open(struct bk_outbox *o)
 {
     char name[96];
     snprintf(name, sizeof name, "%s-relay-%d", o->name, (int)getpid());
-    /* idle between events: no heartbeats, or the broker closes it */
-    o->amqp = bk_amqp_connect(name, 0);
+    /* idle between events: no heartbeats, or the broker closes it. The
+     * relay's identity is the only one that may publish events. */
+    o->amqp = bk_amqp_connect_as(name, 0, BK_AMQP_RELAY);
     if (!o->amqp)
         return -1;
     amqp_confirm_select(o->amqp, 1);
@@ -124,8 +125,11 @@ static int relay_batch(struct bk_outbox *o)
         size_t len = 0;
         unsigned char *body = PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 3), &len);
         amqp_basic_properties_t p;
+        /* user_id: subscribers can check that the relay published it */
         p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
-                   AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_TIMESTAMP_FLAG;
+                   AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_TIMESTAMP_FLAG |
+                   AMQP_BASIC_USER_ID_FLAG;
+        p.user_id = amqp_cstring_bytes(bk_amqp_user(BK_AMQP_RELAY));
         /* what caused the event, for subscribers that do not decode the body */
         const char *corr = PQgetvalue(r, i, 4), *cause = PQgetvalue(r, i, 5);
         amqp_table_entry_t h[2];

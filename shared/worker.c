@@ -116,8 +116,8 @@ struct bk_call *bk_call_new(const msgpack_object *args)
     struct bk_call *c = calloc(1, sizeof *c);
     c->st = calloc(1, sizeof *c->st);
     c->args = args;
-    c->command = c->message_id = c->correlation_id = c->request_id = c->client_ip =
-        c->request_target = "";
+    c->command = c->message_id = c->correlation_id = c->request_id = c->client_ip = c->client_key =
+        c->publisher = c->request_target = "";
     c->public_base = bk_config_str("public_base_url");
     return c;
 }
@@ -547,6 +547,7 @@ struct delivery {
     char correlation_id[128];
     char request_id[BK_REQUEST_ID_MAX + 1];
     char reply_to[256];
+    char user_id[128]; /* the publisher's broker identity (RabbitMQ checks it) */
     char client_ip[64];
     char request_target[BK_LINK_MAX];
     char test_crash[32];
@@ -599,6 +600,8 @@ static void read_delivery(const amqp_envelope_t *env, struct delivery *d)
         bk_amqp_cstr(p->correlation_id, d->correlation_id, sizeof d->correlation_id);
     if (p->_flags & AMQP_BASIC_REPLY_TO_FLAG)
         bk_amqp_cstr(p->reply_to, d->reply_to, sizeof d->reply_to);
+    if ((p->_flags & AMQP_BASIC_USER_ID_FLAG) && p->user_id.len < sizeof d->user_id)
+        bk_amqp_cstr(p->user_id, d->user_id, sizeof d->user_id);
     if (p->_flags & AMQP_BASIC_EXPIRATION_FLAG) {
         char e[32];
         bk_amqp_cstr(p->expiration, e, sizeof e);
@@ -638,6 +641,22 @@ static void read_delivery(const amqp_envelope_t *env, struct delivery *d)
                 bk_amqp_cstr(e->value.value.bytes, d->test_crash, sizeof d->test_crash);
         }
     }
+}
+
+/* x-client-ip and x-request-target are what the bridge saw; any other
+ * publisher could set them to anything (a victim's address, to lock it out
+ * of logins; a fresh one per try, to escape the limit). So they count only
+ * when the broker vouches that the bridge published the command, and a
+ * per-address limit keys on the publisher's identity otherwise. */
+static void trust_headers(struct delivery *d, char *client_key, size_t n)
+{
+    if (d->user_id[0] && strcmp(d->user_id, bk_config_str("bridge_amqp_user")) == 0) {
+        snprintf(client_key, n, "%s%s", d->client_ip[0] ? "ip:" : "", d->client_ip);
+        return;
+    }
+    d->client_ip[0] = '\0';
+    d->request_target[0] = '\0';
+    snprintf(client_key, n, "%s%s", d->user_id[0] ? "svc:" : "", d->user_id);
 }
 
 /* A command from another service may bring no request id of its own: its
@@ -699,9 +718,11 @@ static void send_reply_bytes(struct runtime *rt, const struct delivery *d, const
     if (!d->reply_to[0])
         return;
     amqp_basic_properties_t p;
-    p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+    p._flags =
+        AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_USER_ID_FLAG;
     p.content_type = amqp_cstring_bytes("application/msgpack");
     p.delivery_mode = 1;
+    p.user_id = amqp_cstring_bytes(bk_amqp_user(BK_AMQP_PROCESS));
     if (d->correlation_id[0]) {
         p._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
         p.correlation_id = amqp_cstring_bytes(d->correlation_id);
@@ -1071,7 +1092,12 @@ static void process(struct runtime *rt, const amqp_envelope_t *env)
     const char *why = NULL;
     char whybuf[160];
     const struct bk_command *cmd = NULL;
-    if (bk_codec_unpack(d.body.bytes, d.body.len, &msg, &why) != 0) {
+    char client_key[200];
+    trust_headers(&d, client_key, sizeof client_key);
+    if (!d.user_id[0]) {
+        /* who published decides which headers count; without it, nothing does */
+        why = "the user_id property is missing";
+    } else if (bk_codec_unpack(d.body.bytes, d.body.len, &msg, &why) != 0) {
         /* why is set */
     } else if (msg.data.type != MSGPACK_OBJECT_MAP) {
         why = "the body is not a map";
@@ -1124,6 +1150,8 @@ static void process(struct runtime *rt, const amqp_envelope_t *env)
         .correlation_id = d.correlation_id,
         .request_id = d.request_id,
         .client_ip = d.client_ip,
+        .client_key = client_key,
+        .publisher = d.user_id,
         .request_target = d.request_target,
         .public_base = rt->public_base,
         .args = bk_codec_get(&msg.data, "args"),
@@ -1165,15 +1193,20 @@ static int consumer_open(struct runtime *rt, const char *queue)
     rt->amqp = bk_amqp_connect(name, 30); /* the consume loop wakes every second */
     if (!rt->amqp)
         return -1;
-    if (bk_amqp_declare_topology(rt->amqp, 1) != 0)
-        goto fail;
+    /* the topology is the admin's (backendctl broker-setup): a worker may
+     * only read its own queue */
     amqp_basic_qos(rt->amqp, 1, 0, (uint16_t)bk_config_long("amqp_prefetch"), 0);
     if (bk_amqp_check(amqp_get_rpc_reply(rt->amqp), "basic.qos") != 0)
         goto fail;
     amqp_basic_consume(rt->amqp, 1, amqp_cstring_bytes(queue), amqp_empty_bytes, 0, 0, 0,
                        amqp_empty_table);
-    if (bk_amqp_check(amqp_get_rpc_reply(rt->amqp), "basic.consume") != 0)
+    if (bk_amqp_check(amqp_get_rpc_reply(rt->amqp), "basic.consume") != 0) {
+        bk_log(BK_ERROR, NULL,
+               "cannot consume %s as \"%s\": does the queue exist (backendctl broker-setup) "
+               "and may this identity read it?",
+               queue, bk_amqp_user(BK_AMQP_PROCESS));
         goto fail;
+    }
     return 0;
 fail:
     bk_amqp_close(rt->amqp);

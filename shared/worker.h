@@ -76,8 +76,12 @@ struct bk_call {
     const char *message_id;     /* the idempotency key */
     const char *correlation_id; /* may be "" */
     const char *request_id;     /* x-request-id, else message_id: logs and events carry it */
-    const char *client_ip;      /* from the x-client-ip header, or "" */
-    const char *request_target; /* path?query the client used (x-request-target), or "" */
+    const char *client_ip;      /* x-client-ip, only from the bridge's identity; else "" */
+    const char *client_key;     /* per-address limits: "ip:<client_ip>" from the bridge,
+                                   "svc:<publisher>" from anyone else */
+    const char *publisher;      /* the AMQP user_id the broker checked: who published */
+    const char *request_target; /* path?query the client used (x-request-target, only from
+                                   the bridge's identity), or "" */
     const char *public_base; /* public_base_url, no trailing slash: every absolute link's start */
     const msgpack_object *args; /* a map (maybe empty) */
     struct bk_actor actor;

@@ -3,7 +3,11 @@
 scripts/test starts a private instance and passes its coordinates:
 
     BK_HTTP_URL   http://127.0.0.1:<port> of the bridge
-    BK_AMQP_PORT  RabbitMQ on 127.0.0.1 (guest/guest, vhost /)
+    BK_AMQP_PORT  RabbitMQ on 127.0.0.1 (vhost /)
+    BK_BROKER_DIR <identity>.password of the broker identities: "admin" (what
+                  scripts/lib.sh creates) and "tests", the service account
+                  scripts/test creates (publish every command, bind every
+                  event but the secret ones)
     BK_DB_DSN     libpq/psycopg2 connection string of the database
     BK_KEY_DIR    the instance's token keys
     BK_RUN_DIR    the instance directory (logs in log/, PIDs in <name>.pid)
@@ -40,6 +44,11 @@ DB_DSN = os.environ.get("BK_DB_DSN", "host=127.0.0.1 port=5435 user=backend pass
 RUN_DIR = os.environ.get("BK_RUN_DIR", os.path.join(REPO, ".run", "test"))
 KEY_DIR = os.environ.get("BK_KEY_DIR", os.path.join(RUN_DIR, "keys"))
 BIN_DIR = os.environ.get("BK_BIN_DIR", os.path.join(REPO, "build", "test", "bin"))
+BROKER_DIR = os.environ.get("BK_BROKER_DIR", os.path.join(RUN_DIR, "broker"))
+
+ADMIN = "admin"     # declares the topology, reads every queue (dead letters, events "#")
+SERVICE = "tests"   # a service account: publishes commands, as another service would
+_ME = object()      # amqp_call's default user_id: the connection's own identity
 
 COMMANDS_EXCHANGE = "backend.commands"
 EVENTS_EXCHANGE = "backend.events"
@@ -90,27 +99,84 @@ def http(method, path, body=None, headers=None, token=None, raw=None, timeout=30
 
 # ---------------------------------------------------------------- AMQP
 
-def amqp_connection():
-    """A new blocking pika connection to the instance's broker (close it)."""
+def broker_password(user):
+    """The password of a broker identity, from BROKER_DIR/<user>.password."""
+    with open(os.path.join(BROKER_DIR, f"{user}.password")) as f:
+        return f.read().strip()
+
+
+def amqp_connection(user=SERVICE, password=None):
+    """A new blocking pika connection to the instance's broker as user (close
+    it); password defaults to the one in BROKER_DIR."""
     return pika.BlockingConnection(pika.ConnectionParameters(
-        host=AMQP_HOST, port=AMQP_PORT, credentials=pika.PlainCredentials("guest", "guest"),
-        heartbeat=0, blocked_connection_timeout=30))
+        host=AMQP_HOST, port=AMQP_PORT, credentials=pika.PlainCredentials(
+            user, password if password is not None else broker_password(user)),
+        heartbeat=0, blocked_connection_timeout=30, connection_attempts=1))
+
+
+def process_env(name):
+    """The environment of process name ("payment-worker", "bridge") with its own
+    broker identity, as scripts/lib.sh bk_proc_identity exports it."""
+    env = dict(os.environ, BACKEND_AMQP_USER=name,
+               BACKEND_AMQP_PASSWORD_FILE=os.path.join(BROKER_DIR, f"{name}.password"))
+    if name.endswith("-worker"):
+        env.update(BACKEND_RELAY_AMQP_USER="relay",
+                   BACKEND_RELAY_AMQP_PASSWORD_FILE=os.path.join(BROKER_DIR, "relay.password"))
+    return env
+
+
+def start_process(name):
+    """Starts process name ("payment-worker") as scripts/lib.sh does: its own
+    identity and session, appending to its log, its PID file rewritten. Through
+    a shell that exits at once, so the process is not our child (a child that
+    ends would linger as a zombie and still look alive to kill(pid, 0))."""
+    import subprocess
+    out = subprocess.run(
+        ["/bin/sh", "-c", 'setsid "$0" >>"$1" 2>&1 </dev/null & echo $!',
+         os.path.join(BIN_DIR, name), os.path.join(RUN_DIR, "log", f"{name}.log")],
+        cwd=REPO, env=process_env(name), capture_output=True, text=True, check=True)
+    with open(os.path.join(RUN_DIR, f"{name}.pid"), "w") as f:
+        f.write(out.stdout.strip() + "\n")
+
+
+def service_account(name, publish=None, subscribe=None):
+    """backendctl service-account NAME: creates (or updates) it and returns its
+    password. Raises AssertionError when backendctl fails."""
+    import subprocess
+    import tempfile
+    args = [os.path.join(BIN_DIR, "backendctl"), "service-account", name]
+    if publish is not None:
+        args += ["--publish", publish]
+    if subscribe is not None:
+        args += ["--subscribe", subscribe]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "password")
+        out = subprocess.run(args + ["--password-file", path], cwd=REPO, capture_output=True,
+                             text=True, timeout=60)
+        if out.returncode != 0:
+            raise AssertionError(f"backendctl service-account {name}: {out.stderr}")
+        with open(path) as f:
+            return f.read().strip()
 
 
 def amqp_call(command, args, token=None, message_id=None, headers=None, timeout=5,
-              raw_body=None, expiration=None, correlation_id=None):
+              raw_body=None, expiration=None, correlation_id=None, user=SERVICE, password=None,
+              user_id=_ME):
     """Publish a command to backend.commands and wait for its reply (direct
     reply-to). Returns the decoded reply {"status": int, "body": ...}; raises
     TimeoutError when none arrives within timeout seconds.
 
     raw_body: bytes published instead of the msgpack envelope
     {"v": 1, "auth": token, "args": args}. headers: AMQP headers (e.g.
-    {"x-delivery-count": 5}); expiration: the per-message TTL in ms, a string."""
+    {"x-delivery-count": 5}); expiration: the per-message TTL in ms, a string.
+    user/password: the broker identity that publishes (the tests' service account);
+    user_id: the AMQP user_id property (default: user, as the broker demands; None:
+    left out)."""
     corr = correlation_id or str(uuid.uuid4())
     body = raw_body if raw_body is not None else msgpack.packb(
         {"v": 1, "auth": token, "args": args}, use_bin_type=True)
     replies = []
-    conn = amqp_connection()
+    conn = amqp_connection(user, password)
     try:
         ch = conn.channel()
 
@@ -123,7 +189,7 @@ def amqp_call(command, args, token=None, message_id=None, headers=None, timeout=
             content_type="application/msgpack", delivery_mode=2,
             message_id=message_id or str(uuid.uuid4()), correlation_id=corr,
             reply_to="amq.rabbitmq.reply-to", headers=headers, expiration=expiration,
-            timestamp=int(time.time())))
+            timestamp=int(time.time()), user_id=user if user_id is _ME else user_id))
         deadline = time.monotonic() + timeout
         while not replies:
             left = deadline - time.monotonic()
@@ -151,12 +217,14 @@ class EventListener:
             ev = events.wait_for(lambda e: e["data"]["username"] == name, timeout=10)
 
     Routing keys may use topic wildcards ("user.*", "#"). Each received event is
-    kept in .events (decoded bodies) and .messages ((properties, decoded body))."""
+    kept in .events (decoded bodies) and .messages ((properties, decoded body)).
+    It listens as the admin identity (any binding); user/password: as another."""
 
-    def __init__(self, routing_keys=("#",)):
+    def __init__(self, routing_keys=("#",), user=ADMIN, password=None, queue=""):
         if isinstance(routing_keys, str):
             routing_keys = [routing_keys]
         self.routing_keys = list(routing_keys)
+        self.user, self.password, self.queue = user, password, queue
         self.messages = []
         self.conn = None
         self.ch = None
@@ -166,9 +234,9 @@ class EventListener:
         return [body for _, body in self.messages]
 
     def __enter__(self):
-        self.conn = amqp_connection()
+        self.conn = amqp_connection(self.user, self.password)
         self.ch = self.conn.channel()
-        q = self.ch.queue_declare("", exclusive=True, auto_delete=True).method.queue
+        q = self.ch.queue_declare(self.queue, exclusive=True, auto_delete=True).method.queue
         for key in self.routing_keys:
             self.ch.queue_bind(q, EVENTS_EXCHANGE, routing_key=key)
         self.ch.basic_consume(q, self._on_message, auto_ack=True)
@@ -209,7 +277,7 @@ def dead_letters(pred=lambda props, body: True, timeout=10):
     deadline = time.monotonic() + timeout
     while True:
         found = []
-        conn = amqp_connection()
+        conn = amqp_connection(ADMIN)
         try:
             ch = conn.channel()
             while True:

@@ -12,7 +12,8 @@ import uuid
 
 import jwt as pyjwt
 
-from helpers import EventListener, amqp_call, db, http, login, register, unique
+from helpers import (EventListener, amqp_call, db, http, login, register, service_account,
+                     unique)
 
 PASSWORD = "v3ry-Secret-pass"
 BIN = os.environ.get("BK_BIN_DIR", "build/test/bin")
@@ -313,18 +314,26 @@ class Hygiene(unittest.TestCase):
         self.assertEqual((status, body), (403, {"detail": "You do not have permission to perform this action."}))
 
 
+def login_service():
+    """A service account of its own that may publish auth.login: its failures
+    count against it alone. Returns (name, password)."""
+    name = unique("login")
+    return name, service_account(name, publish="auth.login")
+
+
 class Throttling(unittest.TestCase):
     def test_account_throttled_after_five_failures_and_reset_by_success(self):
         name, _ = new_user()
-        ip = {"x-client-ip": f"10.1.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"}
+        svc, pw = login_service()
+        call = lambda args: amqp_call("auth.login", args, user=svc, password=pw)["status"]
         wrong = {"username": name, "password": "wrong-one"}
         right = {"username": name, "password": PASSWORD}
         for _ in range(4):
-            self.assertEqual(amqp_call("auth.login", wrong, headers=ip)["status"], 401)
-        self.assertEqual(amqp_call("auth.login", right, headers=ip)["status"], 200)  # resets
+            self.assertEqual(call(wrong), 401)
+        self.assertEqual(call(right), 200)  # resets
         for _ in range(5):
-            self.assertEqual(amqp_call("auth.login", wrong, headers=ip)["status"], 401)
-        reply = amqp_call("auth.login", right, headers=ip)
+            self.assertEqual(call(wrong), 401)
+        reply = amqp_call("auth.login", right, user=svc, password=pw)
         self.assertEqual(reply["status"], 429, reply)
         self.assertTrue(reply["body"]["detail"].startswith("Request was throttled."))
         retry = int(reply["headers"]["Retry-After"])
@@ -334,18 +343,36 @@ class Throttling(unittest.TestCase):
         self.assertEqual(status, 429)
         self.assertIn("retry-after", headers)
 
-    def test_address_throttled_after_fifty_failures(self):
-        ip = {"x-client-ip": f"10.2.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"}
+    def test_address_of_a_service_is_its_identity_not_its_x_client_ip(self):
+        """x-client-ip counts only from the bridge: a service that claims a
+        victim's address (here 127.0.0.1, where HTTP clients come from) does not
+        lock the victim out, and a fresh address per try does not escape the
+        limit: the failures count against the service's own identity."""
+        svc, pw = login_service()
+        claimed = []
         for i in range(50):
+            ip = "127.0.0.1" if i % 2 else f"10.{uuid.uuid4().int % 250}.{i}.{i + 1}"
+            claimed.append(f"ip:{ip}")
             creds = {"username": unique("ghost"), "password": "whatever"}
-            self.assertEqual(amqp_call("auth.login", creds, headers=ip)["status"], 401)
+            reply = amqp_call("auth.login", creds, user=svc, password=pw,
+                              headers={"x-client-ip": ip})
+            self.assertEqual(reply["status"], 401, reply)
         name, _ = new_user()
-        reply = amqp_call("auth.login", {"username": name, "password": PASSWORD}, headers=ip)
-        self.assertEqual(reply["status"], 429)
-        # another address is not affected
-        other = {"x-client-ip": "10.3.0.1"}
-        reply = amqp_call("auth.login", {"username": name, "password": PASSWORD}, headers=other)
-        self.assertEqual(reply["status"], 200)
+        right = {"username": name, "password": PASSWORD}
+        reply = amqp_call("auth.login", right, user=svc, password=pw,
+                          headers={"x-client-ip": "10.250.250.250"})
+        self.assertEqual(reply["status"], 429, "a new x-client-ip escaped the limit")
+        with db() as conn, conn.cursor() as cur:
+            cur.execute("SELECT failures FROM login_throttle WHERE key = %s", (f"svc:{svc}",))
+            self.assertEqual(cur.fetchone()[0], 50)
+            cur.execute("SELECT count(*) FROM login_throttle WHERE key = ANY(%s)",
+                        ([c for c in claimed if c != "ip:127.0.0.1"],))
+            self.assertEqual(cur.fetchone()[0], 0)
+        # the victim's address (through the bridge) and other services are not affected
+        self.assertEqual(http("POST", "/api/auth/login/", right)[0], 200)
+        other, other_pw = login_service()
+        self.assertEqual(amqp_call("auth.login", right, user=other, password=other_pw)["status"],
+                         200)
 
 
 class Ctl(unittest.TestCase):

@@ -19,7 +19,7 @@ import uuid
 import msgpack
 import pika
 
-from helpers import (PASSWORD, EventListener, amqp_connection, http, http_raw,
+from helpers import (PASSWORD, SERVICE, EventListener, amqp_connection, http, http_raw,
                      register_and_login, unique)
 
 RUN_DIR = os.environ.get("BK_RUN_DIR", ".run/test")
@@ -270,7 +270,7 @@ class RequestId(unittest.TestCase):
                     ch.basic_publish("backend.commands", "auth.register", msgpack.packb(body),
                                      pika.BasicProperties(
                                          content_type="application/msgpack", delivery_mode=2,
-                                         message_id=mid,
+                                         message_id=mid, user_id=SERVICE,
                                          headers={"x-request-id": rid} if rid else None))
                     cases.append((name, mid, rid if rid and RID_RE.match(rid) else mid))
                 for name, mid, want in cases:

@@ -12,7 +12,8 @@ import uuid
 import msgpack
 import pika
 
-from helpers import PASSWORD, amqp_call, amqp_connection, db, http, register_and_login, unique
+from helpers import (PASSWORD, SERVICE, amqp_call, amqp_connection, db, http, start_process,
+                     register_and_login, unique)
 
 RUN_DIR = os.environ.get("BK_RUN_DIR", ".run/test")
 BIN_DIR = os.environ.get("BK_BIN_DIR", "build/test/bin")
@@ -49,12 +50,7 @@ def wait(pred, timeout):
 
 class WorkerDown(unittest.TestCase):
     def start_worker(self):
-        # as scripts/lib.sh starts it: own session, same log, pid file rewritten
-        log = open(os.path.join(RUN_DIR, "log", f"{NAME}.log"), "ab")
-        proc = subprocess.Popen([os.path.join(BIN_DIR, NAME)], cwd=REPO, stdout=log,
-                                stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
-        with open(pid_file(), "w") as f:
-            f.write(f"{proc.pid}\n")
+        start_process(NAME)
 
     def test_stopped_worker_gives_503_and_nothing_is_lost(self):
         token, _ = register_and_login("down")
@@ -76,7 +72,7 @@ class WorkerDown(unittest.TestCase):
             conn.channel().basic_publish("backend.commands", "payment.initiate", msgpack.packb(
                 {"v": 1, "auth": token, "args": {"order": order["id"], "amount": order["total"]}}),
                 pika.BasicProperties(content_type="application/msgpack", delivery_mode=2,
-                                     message_id=str(uuid.uuid4())))
+                                     message_id=str(uuid.uuid4()), user_id=SERVICE))
             conn.close()
         finally:
             self.start_worker()

@@ -135,7 +135,9 @@ int auth_login(struct bk_call *c)
      * username and email does not buy more tries */
     const char *account_key = found ? bk_strf(c, "user:%s", PQgetvalue(r, 0, 0))
                                     : bk_strf(c, "name:%s", username ? username : email);
-    const char *address_key = bk_strf(c, "ip:%s", c->client_ip);
+    /* the address the bridge saw, or the identity of the service that
+     * published: never an address a publisher merely claims */
+    const char *address_key = c->client_key;
     long wait = throttled_for(c, account_key, address_key);
     if (wait < 0)
         return -1;
@@ -157,7 +159,7 @@ int auth_login(struct bk_call *c)
         burn_verify(password);
     if (!ok) {
         if (count_failure(c, account_key) != 0 ||
-            (c->client_ip[0] && count_failure(c, address_key) != 0))
+            (address_key[0] && count_failure(c, address_key) != 0))
             return -1;
         bk_commit_anyway(c); /* the failure must count */
         return bk_reply_code(c, 401, "No active account found with the given credentials",

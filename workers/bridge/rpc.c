@@ -246,8 +246,8 @@ static int connect_broker(void)
     if (!c)
         return -1;
     rt.conn = c;
-    if (bk_amqp_declare_topology(c, CH_RPC) != 0)
-        goto fail;
+    /* the topology is the admin's (backendctl broker-setup): the bridge may
+     * only publish commands and read its replies */
     amqp_channel_open(c, CH_POLL);
     if (bk_amqp_check(amqp_get_rpc_reply(c), "channel.open") != 0)
         goto fail;
@@ -312,7 +312,9 @@ static int publish(struct br_call *call, int64_t now)
     p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
                AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG |
                AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_EXPIRATION_FLAG | AMQP_BASIC_TIMESTAMP_FLAG |
-               AMQP_BASIC_HEADERS_FLAG;
+               AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_USER_ID_FLAG;
+    /* checked by the broker: workers trust x-client-ip only from this identity */
+    p.user_id = amqp_cstring_bytes(bk_amqp_user(BK_AMQP_PROCESS));
     p.content_type = amqp_cstring_bytes("application/msgpack");
     p.delivery_mode = AMQP_DELIVERY_PERSISTENT;
     p.message_id = amqp_cstring_bytes(call->message_id);

@@ -31,11 +31,13 @@ int ctl_check(const struct ctl_args *a)
     /* main() loaded it: an invalid configuration never gets here */
     bad += report("configuration", true, bk_config_path());
 
-    snprintf(detail, sizeof detail, "amqp://%s:%ld%s", bk_config_str("amqp_host"),
-             bk_config_long("amqp_port"), bk_config_str("amqp_vhost"));
+    snprintf(detail, sizeof detail, "amqp://%s@%s:%ld%s", bk_amqp_user(BK_AMQP_PROCESS),
+             bk_config_str("amqp_host"), bk_config_long("amqp_port"), bk_config_str("amqp_vhost"));
     amqp_connection_state_t c = bk_amqp_connect("backendctl-check", 0);
     if (!c)
-        strncat(detail, " unreachable (is RabbitMQ running? scripts/run starts it)",
+        strncat(detail,
+                " unreachable or login refused (is RabbitMQ running? amqp_user, "
+                "amqp_password_file)",
                 sizeof detail - strlen(detail) - 1);
     bad += report("broker", c != NULL, detail);
     if (c)

@@ -44,6 +44,8 @@ int ctl_replay_dead_letters(const struct ctl_args *a);
 int ctl_set_staff(const struct ctl_args *a);
 int ctl_users(const struct ctl_args *a);
 int ctl_check(const struct ctl_args *a);
+int ctl_broker_setup(const struct ctl_args *a);
+int ctl_service_account(const struct ctl_args *a);
 int ctl_config(const struct ctl_args *a);
 
 /* Schema files (the .sql files of schema_dir) not yet applied: *pending of *total.

@@ -44,6 +44,15 @@ static const struct ctl_opt REPLAY_OPTS[] = {
     {"command", "PREFIX", false, "only commands whose name starts with PREFIX (e.g. order.)", 0, 0},
     {0},
 };
+static const struct ctl_opt SERVICE_OPTS[] = {
+    {"publish", "PATTERNS", false,
+     "commands it may publish, comma-separated (order.*,payment.get; # for all)", 0, 0},
+    {"subscribe", "PATTERNS", false,
+     "events it may bind its queues to (user.registered,order.*; # for all but secrets)", 0, 0},
+    {"password-file", "FILE", false, "write the password to FILE (mode 600) instead of stdout", 0,
+     0},
+    {0},
+};
 static const struct ctl_opt STAFF_OPTS[] = {
     {"off", NULL, false, "revoke staff instead of granting it", 0, 0},
     {0},
@@ -74,6 +83,20 @@ static const struct ctl_cmd COMMANDS[] = {
     {"replay-dead-letters", ctl_replay_dead_letters, "", 0, 0, REPLAY_OPTS,
      "put backend.dead back on backend.commands",
      "Message ids are kept, so the inbox prevents a second effect."},
+    {"broker-setup", ctl_broker_setup, "", 0, 0, NO_OPTS,
+     "declare the exchanges, worker queues and bindings (as the admin broker identity)",
+     "Idempotent. The components have no configure permission: they find the\n"
+     "topology in place (scripts/run and scripts/test run this)."},
+    {"service-account", ctl_service_account, "NAME", 1, 1, SERVICE_OPTS,
+     "create or update the broker user NAME for an outside service or subscriber",
+     "It may publish the --publish commands to backend.commands, bind queues named\n"
+     "NAME.<anything> to the --subscribe events of backend.events, and use those\n"
+     "queues; never read commands nor publish events. A pattern is names separated\n"
+     "by dots, * for one name, a final # for any; wildcards match concrete names\n"
+     "only (bind each event by its name) and never grant a secret event such as\n"
+     "user.password_reset_requested: name it to grant it. A new password is\n"
+     "generated each time and printed once (or written to --password-file).\n"
+     "Runs broker_ctl (rabbitmqctl) import_definitions."},
     {"check", ctl_check, "", 0, 0, NO_OPTS,
      "check the configuration, broker, database, schema and signing key",
      "Exit status 1 naming what is wrong, 0 when everything is ready."},
