@@ -80,6 +80,8 @@ static const struct key KEYS[] = {
     INT("http_max_header_bytes", "65536", 1024, 16 * MIB, "request line + headers at most"),
     INT("http_max_inflight", "10000", 1, 1000000,
         "commands in flight at once; beyond it the bridge answers 503"),
+    INT("http_retry_after_s", "1", 1, 3600,
+        "Retry-After of a 503 for a full worker queue or too many commands in flight"),
     TYPED("public_base_url", T_URL, "http://127.0.0.1:8000",
           "absolute links (next/previous, media) start with this, never with the Host header"),
     TYPED("allowed_hosts", T_HOSTS, NULL,

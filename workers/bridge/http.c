@@ -55,6 +55,8 @@ static struct {
     struct br_policy_list hosts;   /* allowed_hosts */
     struct br_policy_list origins; /* cors_allowed_origins; none: CORS off */
     atomic_uint probe_next;        /* health probes take turns over the workers */
+    long retry_after_s;
+    char retry_after[24];
 } hs;
 
 enum phase {
@@ -138,6 +140,16 @@ static struct MHD_Response *json_response(struct req *r, json_t *body)
 static struct MHD_Response *detail_response(struct req *r, const char *detail)
 {
     return json_response(r, json_pack("{s:s}", "detail", detail));
+}
+
+/* An answer to "too much at once" (a full queue, too many commands in
+ * flight): the client may retry after http_retry_after_s. */
+static struct MHD_Response *busy_response(struct req *r, const char *detail)
+{
+    struct MHD_Response *resp = detail_response(r, detail);
+    if (resp)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, hs.retry_after);
+    return resp;
 }
 
 /* DRF sends no Content-Type with an empty body (204, 304, a nil body). */
@@ -349,6 +361,9 @@ static struct MHD_Response *reply_response(struct req *r, enum br_rpc_result res
     case BR_RPC_UNAVAILABLE:
         *status = 503;
         return detail_response(r, "Service unavailable.");
+    case BR_RPC_REFUSED:
+        *status = 503;
+        return busy_response(r, "Service busy: too many commands queued. Try again later.");
     case BR_RPC_BAD_REPLY:
         goto bad;
     case BR_RPC_REPLY:
@@ -479,7 +494,7 @@ static enum MHD_Result dispatch(struct req *r)
         /* at most one line a second: an overload must not also flood the log */
         if (now - last >= 1000 && atomic_compare_exchange_strong(&last_log, &last, now))
             bk_log(BK_WARN, r->call.request_id, "too many requests in flight: answering 503");
-        struct MHD_Response *resp = detail_response(r, "Service unavailable.");
+        struct MHD_Response *resp = busy_response(r, "Service unavailable.");
         if (resp)
             decorate(r, 503, resp);
         r->response = resp;
@@ -1081,6 +1096,8 @@ int br_http_start(void)
     long max_conn = bk_config_long("http_max_connections");
     long idle_s = bk_config_long("http_idle_timeout_s");
     long header_bytes = bk_config_long("http_max_header_bytes");
+    hs.retry_after_s = bk_config_long("http_retry_after_s");
+    snprintf(hs.retry_after, sizeof hs.retry_after, "%ld", hs.retry_after_s);
     hs.timeout_ms = (int)bk_config_long("http_timeout_ms");
     hs.health_timeout_ms = (int)bk_config_long("http_health_timeout_ms");
     if (hs.health_timeout_ms > hs.timeout_ms)
