@@ -4,14 +4,25 @@ longer do to the others.
 - A worker queue at its max-length (overflow reject-publish) makes the broker
   nack the command: the bridge answers 503 with Retry-After at once. A
   command that no queue is bound for comes back (mandatory): 503 at once.
+- One client address holds at most http_max_inflight_per_caller commands in
+  flight: the next gets 429 with Retry-After, other addresses are served.
+- A request with both Content-Length and Transfer-Encoding, with two
+  different Content-Lengths or with a transfer coding other than chunked gets
+  400 (501 for an unknown coding) and a closed connection: the request
+  smuggled behind it is never answered (RFC 9112 section 6.3).
+- A connection's request line and headers must arrive within
+  http_header_timeout_s (slowloris); one address holds at most
+  http_max_connections_per_address connections.
 
 Limits and policies are tried on bridges of their own, started here on free
 ports with small limits, in a vhost and with a broker user of their own on
 the test broker, with this file's fake worker consuming the queues there: so
 the test instance's workers, queues and limits (127.0.0.1 is every test's
-address) are never touched."""
+address) are never touched. The smuggling tests need no limit and talk to the
+test instance's bridge itself."""
 import http.client as httpclient
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -23,11 +34,12 @@ import uuid
 import msgpack
 import pika
 
-from helpers import AMQP_HOST, AMQP_PORT
+from helpers import HTTP_URL, AMQP_HOST, AMQP_PORT
 
 RUN_DIR = os.environ.get("BK_RUN_DIR", ".run/test")
 BIN_DIR = os.environ.get("BK_BIN_DIR", "build/test/bin")
 REPO = os.environ.get("BK_REPO", ".")
+MAIN_PORT = int(HTTP_URL.rsplit(":", 1)[1].strip("/"))
 
 VHOST = f"bounds-{uuid.uuid4().hex[:8]}"
 USER = VHOST
@@ -213,11 +225,12 @@ def served(port, source="127.0.0.1"):
 
 
 class CommandBounds(unittest.TestCase):
-    """A full queue and an unroutable command, on one bridge."""
+    """A full queue, an unroutable command and the per-caller limit, on one bridge."""
 
     @classmethod
     def setUpClass(cls):
-        cls.bridge = Bridge("bounds-commands", http_timeout_ms=3000, http_retry_after_s=2)
+        cls.bridge = Bridge("bounds-commands", http_timeout_ms=3000, http_retry_after_s=2,
+                            http_max_inflight_per_caller=2)
 
     @classmethod
     def tearDownClass(cls):
@@ -278,6 +291,203 @@ class CommandBounds(unittest.TestCase):
             finally:
                 conn.close()
             self.assertEqual(request(port, "/api/orders/")[0], 200)
+
+    def test_commands_in_flight_per_caller(self):
+        port = self.bridge.port
+        with FakeWorker() as worker:
+            self.assertTrue(served(port))
+            held = [in_thread(request, port, "/api/orders/?hold=1") for _ in range(2)]
+            self.assertTrue(wait(lambda: worker.held == 2, 5), "the commands were not held")
+            # the third from the same address: refused at once, never published
+            status, hdrs, body, took = request(port, "/api/orders/")
+            self.assertEqual(status, 429, body)
+            self.assertEqual(hdrs.get("retry-after"), "2")
+            self.assertEqual(body,
+                             b'{"detail":"Request was throttled. Expected available in 2 seconds."}')
+            self.assertLess(took, 1.0)
+            self.assertEqual(worker.held, 2)
+            # another address is not affected
+            self.assertEqual(request(port, "/api/orders/", "127.0.0.2")[0], 200)
+            for t in held:
+                t.join(10)
+                self.assertEqual(t.result[0], 504)
+            # the slots are free again once the held commands are over
+            self.assertEqual(request(port, "/api/orders/")[0], 200)
+
+
+def exchange(data, port=MAIN_PORT, timeout=10):
+    """Sends data in one write and reads until the server closes (or timeout).
+    Returns (everything read, whether the server closed the connection)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            return b"", True
+        got = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                return got, False
+            except ConnectionResetError:
+                return got, True
+            if not chunk:
+                return got, True
+            got += chunk
+        return got, False
+
+
+def statuses(raw):
+    return [int(code) for code in re.findall(rb"HTTP/1\.1 (\d{3}) ", raw)]
+
+
+SMUGGLED = b"GET /api/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+LIVE_CLOSE = b"GET /api/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+
+
+def post(headers, body):
+    return (b"POST /api/auth/token/verify/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\n" + headers + b"\r\n" + body)
+
+
+class Smuggling(unittest.TestCase):
+    """RFC 9112 section 6.3 on the test instance's bridge: raw sockets, the
+    smuggled request in the same write as the one hiding it."""
+
+    def assert_refused(self, data, status, detail=None):
+        raw, closed = exchange(data)
+        self.assertTrue(closed, f"the connection stayed open after {raw!r}")
+        self.assertEqual(statuses(raw), [status], raw)  # the smuggled one got no answer
+        self.assertIn(b"\r\nConnection: close\r\n", raw)
+        self.assertNotIn(b'{"status":"ok"}', raw)
+        if detail:
+            self.assertIn(detail, raw)
+
+    def test_content_length_with_transfer_encoding(self):
+        self.assert_refused(post(b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+                                 b"0\r\n\r\n" + SMUGGLED), 400,
+                            b"Content-Length and Transfer-Encoding together")
+        self.assert_refused(post(b"Transfer-Encoding: chunked\r\nContent-Length: 48\r\n",
+                                 b"0\r\n\r\n" + SMUGGLED), 400)
+
+    def test_two_different_content_lengths(self):
+        self.assert_refused(post(b"Content-Length: 2\r\nContent-Length: 60\r\n",
+                                 b"{}" + SMUGGLED), 400, b"conflicting Content-Length")
+        self.assert_refused(post(b"Content-Length: 60\r\nContent-Length: 2\r\n",
+                                 b"{}" + SMUGGLED), 400)
+
+    def test_content_length_list_of_different_values(self):
+        # libmicrohttpd refuses this one itself (before the bridge sees it), with
+        # its own HTML page, sent twice by 0.9.75; what matters: nothing else
+        raw, closed = exchange(post(b"Content-Length: 2, 60\r\n", b"{}" + SMUGGLED))
+        self.assertTrue(closed)
+        self.assertEqual(set(statuses(raw)), {400}, raw)
+        self.assertNotIn(b'{"status":"ok"}', raw)
+
+    def test_transfer_coding_other_than_chunked(self):
+        # libmicrohttpd would read this body until the connection ends
+        self.assert_refused(post(b"Transfer-Encoding: gzip\r\n", b"x" + SMUGGLED), 400,
+                            b"does not end with chunked")
+        self.assert_refused(post(b"Transfer-Encoding: gzip, chunked\r\n",
+                                 b"0\r\n\r\n" + SMUGGLED), 501)
+        self.assert_refused(post(b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+                                 b"0\r\n\r\n" + SMUGGLED), 501)
+
+    def test_unambiguous_requests_still_pipeline(self):
+        """The controls: two equal Content-Lengths and a plain chunked body are
+        fine, and the next request on the connection is answered."""
+        for headers, body in ((b"Content-Length: 2\r\nContent-Length: 2\r\n", b"{}"),
+                              (b"Transfer-Encoding: chunked\r\n", b"2\r\n{}\r\n0\r\n\r\n"),
+                              (b"Content-Length: 2\r\n", b"{}")):
+            with self.subTest(headers=headers):
+                raw, closed = exchange(post(headers, body) + LIVE_CLOSE)
+                self.assertTrue(closed)
+                self.assertEqual(statuses(raw), [400, 200], raw)  # 400: no "token" field
+                self.assertIn(b'{"token":', raw)
+
+
+class SlowSenders(unittest.TestCase):
+    """Header deadline and per-address connection cap, on a bridge of their own."""
+
+    TIMEOUT_S = 2
+    CAP = 3
+
+    @classmethod
+    def setUpClass(cls):
+        cls.bridge = Bridge("bounds-connections", http_header_timeout_s=cls.TIMEOUT_S,
+                            http_max_connections_per_address=cls.CAP)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.bridge.stop()
+
+    def drip(self, prefix, step=0.5, limit=15):
+        """Sends prefix, then one header byte every step seconds until the server
+        closes; returns the seconds that took (None: still open after limit)."""
+        with socket.create_connection(("127.0.0.1", self.bridge.port), timeout=limit) as s:
+            started = time.monotonic()
+            s.sendall(prefix)
+            s.settimeout(step)
+            while time.monotonic() - started < limit:
+                try:
+                    if s.recv(4096) == b"":
+                        return time.monotonic() - started
+                except socket.timeout:
+                    pass
+                except ConnectionResetError:
+                    return time.monotonic() - started
+                try:
+                    s.sendall(b"a")
+                except (BrokenPipeError, ConnectionResetError):
+                    return time.monotonic() - started
+            return None
+
+    def test_slowloris_headers_are_cut_off(self):
+        took = self.drip(b"GET /api/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        self.assertIsNotNone(took, "a header sent a byte a second kept the connection open")
+        self.assertLess(took, self.TIMEOUT_S + 2)
+        self.assertGreaterEqual(took, self.TIMEOUT_S - 0.5)
+
+    def test_slow_request_line_is_cut_off(self):
+        took = self.drip(b"G")
+        self.assertIsNotNone(took)
+        self.assertLess(took, self.TIMEOUT_S + 2)
+
+    def test_keep_alive_and_prompt_requests_are_served(self):
+        conn = httpclient.HTTPConnection("127.0.0.1", self.bridge.port, timeout=10)
+        try:
+            for _ in range(2):
+                conn.request("GET", "/api/health/live")
+                resp = conn.getresponse()
+                self.assertEqual((resp.status, resp.read()), (200, b'{"status":"ok"}'))
+                # silence between requests is the idle timeout's business, not this one
+                time.sleep(self.TIMEOUT_S + 0.5)
+        finally:
+            conn.close()
+
+    def test_connections_per_address(self):
+        port = self.bridge.port
+        held = []
+        try:
+            for _ in range(self.CAP):
+                conn = httpclient.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/api/health/live")
+                self.assertEqual(conn.getresponse().read(), b'{"status":"ok"}')
+                held.append(conn)  # kept open (keep-alive)
+            # one more from the same address is closed without an answer
+            raw, closed = exchange(LIVE_CLOSE, port, timeout=5)
+            self.assertTrue(closed)
+            self.assertEqual(raw, b"")
+            # another address still gets in
+            self.assertEqual(request(port, "/api/health/live", "127.0.0.2")[0], 200)
+            # and this one again once one of its connections is gone
+            held.pop().close()
+            self.assertTrue(wait(lambda: statuses(exchange(LIVE_CLOSE, port, timeout=5)[0])
+                                 == [200], 5))
+        finally:
+            for conn in held:
+                conn.close()
 
 
 if __name__ == "__main__":
