@@ -44,7 +44,6 @@ MAIN_PORT = int(HTTP_URL.rsplit(":", 1)[1].strip("/"))
 VHOST = f"bounds-{uuid.uuid4().hex[:8]}"
 USER = VHOST
 PASSWORD = uuid.uuid4().hex
-_broker_ready = False
 
 
 def rabbitmqctl(*args):
@@ -59,11 +58,34 @@ def rabbitmqctl(*args):
 
 
 def setUpModule():
-    global _broker_ready
-    rabbitmqctl("add_user", USER, PASSWORD)
-    rabbitmqctl("add_vhost", VHOST)
-    rabbitmqctl("set_permissions", "-p", VHOST, USER, ".*", ".*", ".*")
-    _broker_ready = True
+    try:
+        rabbitmqctl("add_user", USER, PASSWORD)
+        rabbitmqctl("add_vhost", VHOST)
+        rabbitmqctl("set_permissions", "-p", VHOST, USER, ".*", ".*", ".*")
+        declare_topology()
+    except Exception:
+        tearDownModule()  # unittest skips it when setUpModule fails
+        raise
+
+
+def declare_topology():
+    """The contract's exchanges and worker queues in the vhost, declared as
+    shared/amqp.c declares them (a bridge that declares them too finds them
+    equal; one that leaves the topology to the admin finds it there)."""
+    conn = amqp()
+    try:
+        ch = conn.channel()
+        for exchange in ("backend.commands", "backend.events", "backend.dlx"):
+            ch.exchange_declare(exchange, "topic", durable=True)
+        ch.queue_declare("backend.dead", durable=True, arguments={"x-queue-type": "quorum"})
+        ch.queue_bind("backend.dead", "backend.dlx", "#")
+        for worker in ("auth", "profile", "order", "payment"):
+            ch.queue_declare(f"{worker}.commands", durable=True,
+                             arguments={"x-queue-type": "quorum",
+                                        "x-dead-letter-exchange": "backend.dlx"})
+            ch.queue_bind(f"{worker}.commands", "backend.commands", f"{worker}.#")
+    finally:
+        conn.close()
 
 
 def tearDownModule():
@@ -128,7 +150,10 @@ class Bridge:
     def __init__(self, name, **config):
         self.port = free_port()
         self.log = os.path.join(RUN_DIR, "log", f"bridge-{name}.log")
-        env = dict(os.environ)
+        # this file's broker user, whatever identity the instance's processes use
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("BACKEND_AMQP_", "BACKEND_RELAY_AMQP_"))
+               or k in ("BACKEND_AMQP_HOST", "BACKEND_AMQP_PORT")}
         env.update({"BACKEND_HTTP_PORT": str(self.port), "BACKEND_AMQP_VHOST": VHOST,
                     "BACKEND_AMQP_USER": USER, "BACKEND_AMQP_PASSWORD": PASSWORD,
                     "BACKEND_PUBLIC_BASE_URL": f"http://127.0.0.1:{self.port}"})
@@ -141,7 +166,6 @@ class Bridge:
         if not ok:
             self.stop()
             raise AssertionError(f"the bridge on port {self.port} did not start: see {self.log}")
-        # the AMQP side declares the topology in the vhost when it connects
         if not wait(lambda: "connected to the broker" in self.read_log(), 15):
             self.stop()
             raise AssertionError(f"the bridge did not reach the broker: see {self.log}")
