@@ -92,6 +92,16 @@ static const struct key KEYS[] = {
     INT("http_max_header_bytes", "65536", 1024, 16 * MIB, "request line + headers at most"),
     INT("http_max_inflight", "10000", 1, 1000000,
         "commands in flight at once; beyond it the bridge answers 503"),
+    INT("http_max_inflight_per_caller", "256", 1, 1000000,
+        "commands in flight at once from one client address; beyond it 429"),
+    INT("http_max_connections_per_address", "256", 1, 1000000,
+        "open HTTP connections from one client address; more are closed at once"),
+    INT("http_header_timeout_s", "10", 1, 3600,
+        "a new connection's request line, and each request's headers after its request line, "
+        "must arrive within this; a slower sender is disconnected"),
+    INT("http_retry_after_s", "1", 1, 3600,
+        "Retry-After of a 503 for a full worker queue or too many commands in flight, and of "
+        "a 429 for too many from one caller"),
     TYPED("public_base_url", T_URL, "http://127.0.0.1:8000",
           "absolute links (next/previous, media) start with this, never with the Host header"),
     TYPED("allowed_hosts", T_HOSTS, NULL,

@@ -5,6 +5,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include "shared/jwt.h"
 #include "shared/log.h"
 #include "shared/util.h"
+#include "workers/bridge/guard.h"
 #include "workers/bridge/openapi.h"
 #include "workers/bridge/policy.h"
 #include "workers/bridge/request.h"
@@ -55,6 +57,10 @@ static struct {
     struct br_policy_list hosts;   /* allowed_hosts */
     struct br_policy_list origins; /* cors_allowed_origins; none: CORS off */
     atomic_uint probe_next;        /* health probes take turns over the workers */
+    int64_t header_timeout_ms;     /* see guard.h */
+    int64_t idle_timeout_ms;
+    long retry_after_s;
+    char retry_after[24];
 } hs;
 
 enum phase {
@@ -87,6 +93,7 @@ struct req {
     bool form_failed;
 
     bool health;
+    bool caller_counted; /* br_guard_caller_take succeeded: put it back when done */
     char health_cmd[64];
     char *request_url;
     struct br_call call;
@@ -138,6 +145,16 @@ static struct MHD_Response *json_response(struct req *r, json_t *body)
 static struct MHD_Response *detail_response(struct req *r, const char *detail)
 {
     return json_response(r, json_pack("{s:s}", "detail", detail));
+}
+
+/* An answer to "too much at once" (a full queue, too many commands in
+ * flight): the client may retry after http_retry_after_s. */
+static struct MHD_Response *busy_response(struct req *r, const char *detail)
+{
+    struct MHD_Response *resp = detail_response(r, detail);
+    if (resp)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, hs.retry_after);
+    return resp;
 }
 
 /* DRF sends no Content-Type with an empty body (204, 304, a nil body). */
@@ -349,6 +366,9 @@ static struct MHD_Response *reply_response(struct req *r, enum br_rpc_result res
     case BR_RPC_UNAVAILABLE:
         *status = 503;
         return detail_response(r, "Service unavailable.");
+    case BR_RPC_REFUSED:
+        *status = 503;
+        return busy_response(r, "Service busy: too many commands queued. Try again later.");
     case BR_RPC_BAD_REPLY:
         goto bad;
     case BR_RPC_REPLY:
@@ -451,6 +471,10 @@ static void on_done(struct br_call *call, enum br_rpc_result res, const msgpack_
 {
     struct req *r = REQ_OF(call);
     unsigned status = 500;
+    if (r->caller_counted) {
+        br_guard_caller_put(r->call.client_ip);
+        r->caller_counted = false;
+    }
     struct MHD_Response *resp = r->health ? health_response(r, res, reply, &status)
                                           : reply_response(r, res, reply, &status);
     if (!resp) {
@@ -469,17 +493,27 @@ static void on_done(struct br_call *call, enum br_rpc_result res, const msgpack_
  * first means the resume can never come before the suspend. */
 static enum MHD_Result dispatch(struct req *r)
 {
+    /* one caller (client address) may not hold every slot: others keep theirs */
+    if (!br_guard_caller_take(r->call.client_ip)) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "Request was throttled. Expected available in %ld second%s.",
+                 hs.retry_after_s, hs.retry_after_s == 1 ? "" : "s");
+        return send_response(r, 429, busy_response(r, msg));
+    }
+    r->caller_counted = true;
     r->call.done = on_done;
     r->call.request_url = r->request_url;
     r->phase = PH_WAIT;
     MHD_suspend_connection(r->conn);
     if (br_rpc_submit(&r->call) != 0) {
+        br_guard_caller_put(r->call.client_ip);
+        r->caller_counted = false;
         static _Atomic int64_t last_log;
         int64_t now = bk_mono_ms(), last = atomic_load(&last_log);
         /* at most one line a second: an overload must not also flood the log */
         if (now - last >= 1000 && atomic_compare_exchange_strong(&last_log, &last, now))
             bk_log(BK_WARN, r->call.request_id, "too many requests in flight: answering 503");
-        struct MHD_Response *resp = detail_response(r, "Service unavailable.");
+        struct MHD_Response *resp = busy_response(r, "Service unavailable.");
         if (resp)
             decorate(r, 503, resp);
         r->response = resp;
@@ -837,6 +871,30 @@ static void on_data(struct req *r, const char *data, size_t n)
 
 /* ---- the MHD callbacks ----------------------------------------------------- */
 
+/* The deadline watch of a connection (its socket context), or NULL. */
+static struct br_guard_conn *conn_guard(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* Every connection is watched from its start (it must send its request line
+ * and headers within http_header_timeout_s) until libmicrohttpd closes its
+ * socket, which it does only after this CLOSED call. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = ci ? br_guard_conn_open(ci->connect_fd, hs.header_timeout_ms) : NULL;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        br_guard_conn_close(*socket_context);
+        *socket_context = NULL;
+    }
+}
+
 /* The client's address, for the x-client-ip header and the access log. */
 static void note_client(struct req *r)
 {
@@ -895,6 +953,34 @@ static enum MHD_Result options(struct req *r, const char *url)
     return answer_early(r, 200, resp);
 }
 
+static enum MHD_Result on_framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                         size_t key_size, const char *value, size_t value_size)
+{
+    br_guard_framing_add(cls, key, key_size, value, value_size);
+    return MHD_YES;
+}
+
+/* RFC 9112 section 6.3: a body length that another server on the way could
+ * read differently is refused, and the connection closed at once, so that
+ * bytes smuggled behind the body are never read as a request (libmicrohttpd
+ * prefers Transfer-Encoding, reads a non-chunked one until the end and uses
+ * the first of two Content-Lengths). True when it answered; *rc is then
+ * the callback's result. */
+static bool refuse_framing(struct req *r, enum MHD_Result *rc)
+{
+    struct br_framing f = {0};
+    const char *why;
+    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, on_framing_header, &f);
+    unsigned status = br_guard_framing_verdict(&f, &why);
+    if (status == 0)
+        return false;
+    struct MHD_Response *resp = detail_response(r, why);
+    if (resp)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    *rc = send_response(r, status, resp);
+    return true;
+}
+
 /* The first call: headers only. Routes, and refuses what can be refused
  * before the body. */
 static enum MHD_Result on_headers(struct req *r, const char *url, const char *method)
@@ -908,6 +994,9 @@ static enum MHD_Result on_headers(struct req *r, const char *url, const char *me
         snprintf(r->call.request_id, sizeof r->call.request_id, "%s", rid);
     else
         bk_uuid4(r->call.request_id);
+    enum MHD_Result framing_rc;
+    if (refuse_framing(r, &framing_rc))
+        return framing_rc;
     const char *origin = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin");
     if (hs.origins.n > 0 && br_policy_origin_allowed(&hs.origins, origin))
         snprintf(r->origin, sizeof r->origin, "%s", origin);
@@ -984,8 +1073,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = r;
     }
     r->conn = conn;
-    if (r->phase == PH_HEADERS)
+    if (r->phase == PH_HEADERS) {
+        br_guard_conn_deadline(conn_guard(conn), 0); /* the headers are in */
         return on_headers(r, url, method);
+    }
     if (*upload_data_size) {
         on_data(r, upload_data, *upload_data_size);
         *upload_data_size = 0;
@@ -1011,6 +1102,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
  * the decoded path). */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
+    /* the request line is in: its headers have http_header_timeout_s from now */
+    br_guard_conn_deadline(conn_guard(conn), hs.header_timeout_ms);
     struct req *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
@@ -1047,6 +1140,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     struct req *r = *con_cls;
+    /* a keep-alive connection may wait http_idle_timeout_s for its next
+     * request line, silent (libmicrohttpd's timeout) or not (ours) */
+    br_guard_conn_deadline(conn_guard(conn), hs.idle_timeout_ms);
     if (!r)
         return;
     *con_cls = NULL;
@@ -1061,8 +1157,31 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(r);
 }
 
+/* libmicrohttpd's messages; one that repeats (a connection refused by the
+ * per-address cap, say) at most once a second, so a flood stays out of the
+ * log. */
 __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static const char *last_fmt[8];
+    static int64_t last_at[8];
+    int64_t now = bk_mono_ms();
+    bool quiet = false;
+    pthread_mutex_lock(&mu);
+    int i = 0, oldest = 0;
+    for (; i < 8 && last_fmt[i] != fmt; i++)
+        if (last_at[i] < last_at[oldest])
+            oldest = i;
+    if (i < 8 && now - last_at[i] < 1000) {
+        quiet = true;
+    } else {
+        i = i < 8 ? i : oldest;
+        last_fmt[i] = fmt;
+        last_at[i] = now;
+    }
+    pthread_mutex_unlock(&mu);
+    if (quiet)
+        return;
     char buf[512];
     vsnprintf(buf, sizeof buf, fmt, ap);
     size_t n = strlen(buf);
@@ -1081,6 +1200,12 @@ int br_http_start(void)
     long max_conn = bk_config_long("http_max_connections");
     long idle_s = bk_config_long("http_idle_timeout_s");
     long header_bytes = bk_config_long("http_max_header_bytes");
+    long per_address = bk_config_long("http_max_connections_per_address");
+    long per_caller = bk_config_long("http_max_inflight_per_caller");
+    hs.header_timeout_ms = bk_config_long("http_header_timeout_s") * 1000;
+    hs.idle_timeout_ms = idle_s * 1000;
+    hs.retry_after_s = bk_config_long("http_retry_after_s");
+    snprintf(hs.retry_after, sizeof hs.retry_after, "%ld", hs.retry_after_s);
     hs.timeout_ms = (int)bk_config_long("http_timeout_ms");
     hs.health_timeout_ms = (int)bk_config_long("http_health_timeout_ms");
     if (hs.health_timeout_ms > hs.timeout_ms)
@@ -1111,6 +1236,11 @@ int br_http_start(void)
     hs.openapi = br_openapi_json();
     if (!hs.openapi)
         return -1;
+    if (br_guard_callers_init((int)per_caller, (int)bk_config_long("http_max_inflight")) != 0 ||
+        br_guard_start() != 0) {
+        bk_log(BK_ERROR, NULL, "http: cannot start the connection guard");
+        goto fail;
+    }
 
     struct addrinfo hints = {0}, *ai = NULL;
     char portstr[8];
@@ -1136,7 +1266,9 @@ int br_http_start(void)
         {MHD_OPTION_SOCK_ADDR, 0, &addr},
         {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)max_conn, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)per_address, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)idle_s, NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)header_bytes, NULL},
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
@@ -1154,6 +1286,8 @@ int br_http_start(void)
            hs.origins.n ? "on" : "off");
     return 0;
 fail:
+    br_guard_stop();
+    br_guard_callers_free();
     free(hs.openapi);
     hs.openapi = NULL;
     return -1;
@@ -1173,6 +1307,8 @@ void br_http_stop(void)
     if (hs.d)
         MHD_stop_daemon(hs.d);
     hs.d = NULL;
+    br_guard_stop(); /* after the daemon: every connection is closed */
+    br_guard_callers_free();
     free(hs.openapi);
     hs.openapi = NULL;
 }

@@ -4,8 +4,10 @@
  *   routes.c   the route table and matcher (the only place naming a route)
  *   request.c  header checks, JSON body, command envelope (pure functions)
  *   http.c     libmicrohttpd: epoll thread(s), suspend while a command is out
- *   rpc.c      the AMQP thread: publish, direct reply-to demux, timeouts,
- *              consumer counts, reconnect with backoff
+ *   rpc.c      the AMQP thread: publish (confirmed, mandatory), direct
+ *              reply-to demux, timeouts, consumer counts, reconnect with backoff
+ *   guard.c    what one client cannot do to the others: ambiguous framing,
+ *              commands in flight per caller, late headers (a watchdog)
  *   openapi.c  /api/openapi.json and /api/docs/, generated from the table
  *
  * Health: GET /api/health/ (readiness) reports the broker and the consumer

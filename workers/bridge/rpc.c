@@ -47,6 +47,12 @@ static struct {
     struct br_call **ring;
     uint64_t mask;
     uint64_t next_seq;
+    /* publisher confirms on CH_RPC: tags[tag & mask] is the seq of the call
+     * that publish carried, 0 once settled; every tag below tag_low is
+     * settled, tag_next is the next publish's (the broker counts from 1). At
+     * most mask + 1 publishes are unsettled: the slots are never reused early. */
+    uint64_t *tags;
+    uint64_t tag_low, tag_next;
     struct br_call *p_head, *p_tail; /* pending, sorted by deadline */
     int64_t next_refresh;
 } rt = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake_fd = -1};
@@ -149,6 +155,40 @@ static void expire(int64_t now)
     }
 }
 
+/* A publish the broker refused (basic.nack): a worker queue at its
+ * max-length with overflow reject-publish. The call is answered at once
+ * unless its reply or timeout came first. */
+static void refuse(uint64_t seq)
+{
+    static int64_t last_log;
+    struct br_call *c = rt.ring[seq & rt.mask];
+    if (!c || c->seq != seq)
+        return;
+    int64_t now = bk_mono_ms();
+    if (now - last_log >= 1000) { /* a full queue refuses many: one line a second */
+        bk_log(BK_WARN, c->request_id, "%s: refused by the broker (queue full?)", c->command);
+        last_log = now;
+    }
+    pending_remove(c);
+    finish(c, BR_RPC_REFUSED, NULL);
+}
+
+/* basic.ack / basic.nack for tag (and every earlier one when multiple).
+ * Confirms of different queues may come out of order, hence a slot per tag. */
+static void settle(uint64_t tag, bool multiple, bool refused)
+{
+    if (tag < rt.tag_low || tag >= rt.tag_next)
+        return; /* settled already, or not a tag we sent */
+    for (uint64_t t = multiple ? rt.tag_low : tag; t <= tag; t++) {
+        uint64_t seq = rt.tags[t & rt.mask];
+        rt.tags[t & rt.mask] = 0;
+        if (refused && seq)
+            refuse(seq);
+    }
+    while (rt.tag_low < rt.tag_next && rt.tags[rt.tag_low & rt.mask] == 0)
+        rt.tag_low++;
+}
+
 /* ---- the submit queue ---------------------------------------------------- */
 
 int br_rpc_submit(struct br_call *call)
@@ -194,6 +234,22 @@ static void drain_wake(void)
     uint64_t v;
     ssize_t r = read(rt.wake_fd, &v, sizeof v);
     (void)r;
+}
+
+/* Puts list (linked by next) back in front of what was submitted since. */
+static void put_back(struct br_call *list)
+{
+    if (!list)
+        return;
+    pthread_mutex_lock(&rt.mu);
+    struct br_call *last = list;
+    while (last->next)
+        last = last->next;
+    last->next = rt.q_head;
+    if (!rt.q_head)
+        rt.q_tail = last;
+    rt.q_head = list;
+    pthread_mutex_unlock(&rt.mu);
 }
 
 static void fail_submitted(void)
@@ -248,6 +304,12 @@ static int connect_broker(void)
     rt.conn = c;
     /* the topology is the admin's (backendctl broker-setup): the bridge may
      * only publish commands and read its replies */
+    /* confirms, so that a full queue's refusal reaches the caller (publish) */
+    amqp_confirm_select(c, CH_RPC);
+    if (bk_amqp_check(amqp_get_rpc_reply(c), "confirm.select") != 0)
+        goto fail;
+    memset(rt.tags, 0, (rt.mask + 1) * sizeof *rt.tags);
+    rt.tag_low = rt.tag_next = 1;
     amqp_channel_open(c, CH_POLL);
     if (bk_amqp_check(amqp_get_rpc_reply(c), "channel.open") != 0)
         goto fail;
@@ -333,7 +395,29 @@ static int publish(struct br_call *call, int64_t now)
                amqp_error_string2(rc));
         return -1; /* the call is pending: disconnect() answers it */
     }
+    rt.tags[rt.tag_next++ & rt.mask] = call->seq;
     return 0;
+}
+
+/* Publishes what was submitted while the confirm window has room, and puts
+ * the rest back for when confirms have come. -1 when the connection failed
+ * (the call that failed is pending: disconnect() answers it). */
+static int publish_submitted(int64_t now)
+{
+    struct br_call *c = take_submitted(), *next;
+    int rc = 0;
+    for (; c; c = next) {
+        next = c->next;
+        if (rt.tag_next - rt.tag_low > rt.mask)
+            break; /* every slot holds an unsettled publish */
+        if (publish(c, now) != 0) {
+            rc = -1;
+            c = next;
+            break;
+        }
+    }
+    put_back(c);
+    return rc;
 }
 
 /* Reads the message whose method frame (deliver or return) just arrived on
@@ -393,6 +477,18 @@ static int pump(void)
             if (on_message(f.channel, f.payload.method.id == AMQP_BASIC_RETURN_METHOD) != 0)
                 return -1;
             break;
+        case AMQP_BASIC_ACK_METHOD: {
+            amqp_basic_ack_t *m = f.payload.method.decoded;
+            if (f.channel == CH_RPC)
+                settle(m->delivery_tag, m->multiple, false);
+            break;
+        }
+        case AMQP_BASIC_NACK_METHOD: {
+            amqp_basic_nack_t *m = f.payload.method.decoded;
+            if (f.channel == CH_RPC)
+                settle(m->delivery_tag, m->multiple, true);
+            break;
+        }
         case AMQP_CHANNEL_CLOSE_METHOD: {
             amqp_channel_close_t *m = f.payload.method.decoded;
             bk_log(BK_WARN, NULL, "broker closed channel %u: %u %.*s", f.channel, m->reply_code,
@@ -419,24 +515,8 @@ static void run_connected(void)
     int fd = amqp_get_sockfd(rt.conn);
     while (!atomic_load(&rt.stopping)) {
         int64_t now = bk_mono_ms();
-        for (struct br_call *c = take_submitted(), *next; c; c = next) {
-            next = c->next;
-            if (publish(c, now) != 0) {
-                /* put the rest back in front of what came meanwhile */
-                pthread_mutex_lock(&rt.mu);
-                struct br_call *last = next;
-                while (last && last->next)
-                    last = last->next;
-                if (last) {
-                    last->next = rt.q_head;
-                    if (!rt.q_head)
-                        rt.q_tail = last;
-                    rt.q_head = next;
-                }
-                pthread_mutex_unlock(&rt.mu);
-                return;
-            }
-        }
+        if (publish_submitted(now) != 0)
+            return;
         if (pump() != 0)
             return;
         now = bk_mono_ms();
@@ -511,8 +591,9 @@ int br_rpc_start(void)
     while (size < 2 * (uint64_t)rt.max_inflight)
         size *= 2;
     rt.ring = calloc(size, sizeof *rt.ring);
-    if (!rt.ring)
-        return -1;
+    rt.tags = calloc(size, sizeof *rt.tags);
+    if (!rt.ring || !rt.tags)
+        goto fail;
     rt.mask = size - 1;
     bk_uuid4(uuid);
     memcpy(rt.prefix, uuid, 8);
@@ -536,7 +617,9 @@ fail:
         close(rt.wake_fd);
     rt.wake_fd = -1;
     free(rt.ring);
+    free(rt.tags);
     rt.ring = NULL;
+    rt.tags = NULL;
     return -1;
 }
 
@@ -553,7 +636,9 @@ void br_rpc_stop(void)
     close(rt.wake_fd);
     rt.wake_fd = -1;
     free(rt.ring);
+    free(rt.tags);
     rt.ring = NULL;
+    rt.tags = NULL;
 }
 
 bool br_rpc_ready(const char *command)

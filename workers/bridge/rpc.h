@@ -5,6 +5,12 @@
  * consumer counts on channel 2; it reconnects with backoff when the broker
  * goes away.
  *
+ * Channel 1 is in confirm mode and commands are published mandatory, without
+ * waiting for either: a command the broker refuses (a worker queue at its
+ * max-length with overflow reject-publish nacks it) or cannot route (returns
+ * it) is answered at once, while a confirmed one simply waits for its reply,
+ * which usually comes after the confirm anyway.
+ *
  * HTTP threads hand calls over with br_rpc_submit (a bounded queue and an
  * eventfd wake-up); the AMQP thread runs each call's done callback exactly
  * once: with the reply, or with a timeout or unavailability. */
@@ -21,6 +27,7 @@ enum br_rpc_result {
     BR_RPC_REPLY,       /* reply is the decoded reply body */
     BR_RPC_TIMEOUT,     /* no reply within timeout_ms: 504 */
     BR_RPC_UNAVAILABLE, /* broker down, unroutable, or stopping: 503 */
+    BR_RPC_REFUSED,     /* the broker nacked the publish (a full queue): 503 + Retry-After */
     BR_RPC_BAD_REPLY,   /* the reply was not MessagePack within the limits: 502 */
 };
 
