@@ -530,6 +530,11 @@ struct runtime {
     const char *name;
     const struct bk_command *commands;
     amqp_connection_state_t amqp;
+    /* Replies go out on a connection of their own: a reply the broker refuses
+     * (RabbitMQ 3.10 closes the connection on some reply_to names) then
+     * breaks only this one, never the consumer with its unsettled commands. */
+    amqp_connection_state_t reply_amqp;
+    int64_t reply_retry_ms; /* after a failed connect, not before this (mono) */
     struct bk_db *db;
     struct bk_outbox *outbox;
     const char *key_dir;
@@ -546,7 +551,8 @@ struct delivery {
     char message_id[64];
     char correlation_id[128];
     char request_id[BK_REQUEST_ID_MAX + 1];
-    char reply_to[256];
+    char reply_to[BK_AMQP_REPLY_TO_MAX + 1];
+    bool reply_to_bad; /* present and not an address we publish to */
     char client_ip[64];
     char request_target[BK_LINK_MAX];
     char test_crash[32];
@@ -597,8 +603,13 @@ static void read_delivery(const amqp_envelope_t *env, struct delivery *d)
         bk_amqp_cstr(p->message_id, d->message_id, sizeof d->message_id);
     if (p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG)
         bk_amqp_cstr(p->correlation_id, d->correlation_id, sizeof d->correlation_id);
-    if (p->_flags & AMQP_BASIC_REPLY_TO_FLAG)
-        bk_amqp_cstr(p->reply_to, d->reply_to, sizeof d->reply_to);
+    if (p->_flags & AMQP_BASIC_REPLY_TO_FLAG) {
+        /* checked as received: a copy cut to our buffer would be another name */
+        if (bk_amqp_reply_to_valid(p->reply_to.bytes, p->reply_to.len))
+            bk_amqp_cstr(p->reply_to, d->reply_to, sizeof d->reply_to);
+        else
+            d->reply_to_bad = p->reply_to.len > 0;
+    }
     if (p->_flags & AMQP_BASIC_EXPIRATION_FLAG) {
         char e[32];
         bk_amqp_cstr(p->expiration, e, sizeof e);
@@ -618,7 +629,7 @@ static void read_delivery(const amqp_envelope_t *env, struct delivery *d)
         bool ok;
         if (strcmp(key, "x-delivery-count") == 0) {
             int64_t v = field_int(&e->value, &ok);
-            if (ok)
+            if (ok && v > 0) /* a publisher's own header can only add */
                 d->delivery_count = v;
         } else if (strcmp(key, "timestamp_in_ms") == 0) {
             int64_t v = field_int(&e->value, &ok);
@@ -693,11 +704,52 @@ static int pack_reply(msgpack_sbuffer *sb, int status, const json_t *body, const
     return 0;
 }
 
+static void reply_conn_drop(struct runtime *rt)
+{
+    if (rt->reply_amqp)
+        amqp_destroy_connection(rt->reply_amqp); /* no close handshake: it may be closed */
+    rt->reply_amqp = NULL;
+}
+
+/* The reply connection, (re)opened when needed. Nothing is read from it but
+ * the broker's close: looked for before each publish, without waiting, so a
+ * connection the broker closed is replaced instead of written into. */
+static amqp_connection_state_t reply_conn(struct runtime *rt)
+{
+    while (rt->reply_amqp) {
+        amqp_frame_t f;
+        struct timeval tv = {0, 0};
+        int rc = amqp_simple_wait_frame_noblock(rt->reply_amqp, &f, &tv);
+        if (rc == AMQP_STATUS_TIMEOUT)
+            return rt->reply_amqp;
+        if (rc == AMQP_STATUS_OK && !(f.frame_type == AMQP_FRAME_METHOD &&
+                                      (f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
+                                       f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD)))
+            continue; /* nothing else is expected; skip it */
+        bk_log(BK_WARN, NULL, "reply connection closed by the broker, reopening");
+        reply_conn_drop(rt);
+    }
+    if (bk_mono_ms() < rt->reply_retry_ms)
+        return NULL;
+    char name[64];
+    snprintf(name, sizeof name, "%s-replies-%d", rt->name, (int)getpid());
+    /* no heartbeat: it may sit idle between replies (as the outbox relay's) */
+    rt->reply_amqp = bk_amqp_connect(name, 0);
+    if (!rt->reply_amqp)
+        rt->reply_retry_ms = bk_mono_ms() + 1000;
+    return rt->reply_amqp;
+}
+
 static void send_reply_bytes(struct runtime *rt, const struct delivery *d, const void *buf,
                              size_t len)
 {
     if (!d->reply_to[0])
         return;
+    amqp_connection_state_t conn = reply_conn(rt);
+    if (!conn) {
+        bk_log(BK_WARN, d->request_id, "reply to %s lost: no reply connection", d->reply_to);
+        return;
+    }
     amqp_basic_properties_t p;
     p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
     p.content_type = amqp_cstring_bytes("application/msgpack");
@@ -707,11 +759,13 @@ static void send_reply_bytes(struct runtime *rt, const struct delivery *d, const
         p.correlation_id = amqp_cstring_bytes(d->correlation_id);
     }
     amqp_bytes_t body = {len, (void *)buf};
-    int rc = amqp_basic_publish(rt->amqp, 1, amqp_cstring_bytes(""),
-                                amqp_cstring_bytes(d->reply_to), 0, 0, &p, body);
-    if (rc != AMQP_STATUS_OK)
+    int rc = amqp_basic_publish(conn, 1, amqp_cstring_bytes(""), amqp_cstring_bytes(d->reply_to), 0,
+                                0, &p, body);
+    if (rc != AMQP_STATUS_OK) {
         bk_log(BK_WARN, d->request_id, "reply to %s failed: %s", d->reply_to,
                amqp_error_string2(rc));
+        reply_conn_drop(rt);
+    }
 }
 
 static void send_reply(struct runtime *rt, const struct delivery *d, int status, json_t *body)
@@ -1056,11 +1110,21 @@ static void process(struct runtime *rt, const amqp_envelope_t *env)
     msgpack_unpacked msg;
     msgpack_unpacked_init(&msg);
 
+    if (d.reply_to_bad) {
+        /* nobody can be told the outcome, and the name may be one the broker
+         * chokes on: refused unrun (no effect), as a malformed command is */
+        bk_log(BK_WARN, cid, "%s: reply_to is not a queue name or direct reply-to: dead-lettered",
+               d.command);
+        dead_letter(rt, &d);
+        goto out;
+    }
+    /* From here every refusal settles the delivery before it replies, so even
+     * a reply that broke a connection could not bring the command back. */
     if (d.delivery_count >= rt->max_deliveries) {
         bk_log(BK_ERROR, cid, "%s failed %lld deliveries: dead-lettered", d.command,
                (long long)d.delivery_count);
-        send_detail(rt, &d, 500, "A server error occurred.");
         dead_letter(rt, &d);
+        send_detail(rt, &d, 500, "A server error occurred.");
         goto out;
     }
     if (d.expiration_ms >= 0 && d.sent_at_ms > 0 && bk_now_ms() > d.sent_at_ms + d.expiration_ms) {
@@ -1100,16 +1164,16 @@ static void process(struct runtime *rt, const amqp_envelope_t *env)
         if (!cmd) {
             snprintf(whybuf, sizeof whybuf, "Unknown command \"%.100s\".", d.command);
             bk_log(BK_WARN, cid, "%s", whybuf);
-            send_detail(rt, &d, 400, whybuf);
             dead_letter(rt, &d);
+            send_detail(rt, &d, 400, whybuf);
             goto out;
         }
     }
     if (why) {
         snprintf(whybuf, sizeof whybuf, "Malformed command: %s.", why);
         bk_log(BK_WARN, cid, "%s (%s): dead-lettered", whybuf, d.command);
-        send_detail(rt, &d, 400, whybuf);
         dead_letter(rt, &d);
+        send_detail(rt, &d, 400, whybuf);
         goto out;
     }
 
@@ -1262,6 +1326,7 @@ static int run_copy(const char *name, const struct bk_command *commands, int (*i
 out:
     bk_outbox_stop(rt.outbox);
     bk_amqp_close(rt.amqp);
+    bk_amqp_close(rt.reply_amqp);
     bk_db_close(rt.db);
     return status;
 }
