@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <sodium.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -32,6 +33,94 @@ const struct bk_amqp_queue *bk_amqp_queue_for(const char *command)
             if (strlen(*p) == n && strncmp(*p, command, n) == 0)
                 return q;
     return NULL;
+}
+
+#define REPLY_TO_PREFIX "amq.rabbitmq.reply-to."
+
+/* An Erlang node name as an atom: host part and all, [A-Za-z0-9@._-] with an
+ * '@' in it. */
+static bool node_name_ok(const unsigned char *s, size_t n)
+{
+    bool at = false;
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        at = at || c == '@';
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '@' || c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return at;
+}
+
+/* term_to_binary(Pid), exactly: version 131, NEW_PID_EXT (88) or PID_EXT
+ * (103), the node as an atom (any of its four encodings), then ID, Serial and
+ * Creation (4 bytes, or 1 for PID_EXT), and nothing after. */
+static bool erlang_pid_ok(const unsigned char *b, size_t n)
+{
+    if (n < 4 || b[0] != 131 || (b[1] != 88 && b[1] != 103))
+        return false;
+    size_t tail = b[1] == 88 ? 12 : 9, off, len;
+    switch (b[2]) {
+    case 100: /* ATOM_EXT */
+    case 118: /* ATOM_UTF8_EXT */
+        if (n < 5)
+            return false;
+        len = (size_t)b[3] << 8 | b[4];
+        off = 5;
+        break;
+    case 115: /* SMALL_ATOM_EXT */
+    case 119: /* SMALL_ATOM_UTF8_EXT */
+        len = b[3];
+        off = 4;
+        break;
+    default:
+        return false;
+    }
+    return n == off + len + tail && node_name_ok(b + off, len);
+}
+
+/* Strict standard base64 (with padding) of 1..max bytes into out. */
+static bool b64_part(const char *s, size_t n, unsigned char *out, size_t max, size_t *out_len)
+{
+    const char *end = NULL;
+    if (n == 0 || n % 4 != 0)
+        return false;
+    return sodium_base642bin(out, max, s, n, NULL, out_len, &end, sodium_base64_VARIANT_ORIGINAL) ==
+               0 &&
+           end == s + n && *out_len > 0;
+}
+
+static bool direct_reply_to_ok(const char *s, size_t n)
+{
+    const char *dot = memchr(s, '.', n);
+    unsigned char buf[BK_AMQP_REPLY_TO_MAX];
+    size_t len = 0;
+    if (!dot)
+        return false;
+    size_t pid_n = (size_t)(dot - s), key_n = n - pid_n - 1;
+    return b64_part(s, pid_n, buf, sizeof buf, &len) && erlang_pid_ok(buf, len) &&
+           b64_part(dot + 1, key_n, buf, 64, &len);
+}
+
+bool bk_amqp_reply_to_valid(const char *s, size_t len)
+{
+    const size_t plen = sizeof REPLY_TO_PREFIX - 1;
+    if (!s || len == 0 || len > BK_AMQP_REPLY_TO_MAX)
+        return false;
+    if (len > plen && memcmp(s, REPLY_TO_PREFIX, plen) == 0)
+        return direct_reply_to_ok(s + plen, len - plen);
+    /* "amq." names are the broker's own: only its server-named queues reply */
+    if (len >= 4 && memcmp(s, "amq.", 4) == 0 && !(len > 8 && memcmp(s, "amq.gen-", 8) == 0))
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '-'))
+            return false;
+    }
+    return true;
 }
 
 void bk_amqp_cstr(amqp_bytes_t b, char *out, size_t n)

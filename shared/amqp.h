@@ -66,6 +66,19 @@ int bk_amqp_check(amqp_rpc_reply_t r, const char *what);
 int bk_amqp_wait_confirms(amqp_connection_state_t c, amqp_channel_t ch, uint64_t last,
                           int timeout_ms);
 
+/* Longest reply_to we answer: an AMQP short string. */
+#define BK_AMQP_REPLY_TO_MAX 255
+
+/* Whether a command's reply_to (len bytes, not NUL-terminated) is an address
+ * we publish to: a direct reply-to name as RabbitMQ issues it,
+ * "amq.rabbitmq.reply-to.<base64 of an Erlang pid term>.<base64 key>" (the
+ * pid term is checked byte by byte: RabbitMQ 3.10 kills the publishing
+ * connection on one it cannot decode), or a plain queue name of
+ * [A-Za-z0-9._:-] that does not start with "amq." (server-named "amq.gen-"
+ * queues excepted). Anything else, or more than BK_AMQP_REPLY_TO_MAX bytes, is
+ * refused; the worker dead-letters such a command without running it. */
+bool bk_amqp_reply_to_valid(const char *s, size_t len);
+
 /* Copies the bytes of b into a NUL-terminated buffer of size n (truncating). */
 void bk_amqp_cstr(amqp_bytes_t b, char *out, size_t n);
 

@@ -118,37 +118,6 @@ static int path_join(char *out, size_t n, const char *dir, const char *name, con
     return r < 0 || (size_t)r >= n ? -1 : 0;
 }
 
-/* Reads a whole small regular file into buf (NUL-terminated); st gets its
- * stat. Larger than cap - 1 bytes is an error: our key files are tiny. */
-static int read_small(const char *path, char *buf, size_t cap, struct stat *st)
-{
-    int rc = -1;
-    size_t len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        goto out;
-    if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode))
-        goto out;
-    for (;;) {
-        ssize_t r = read(fd, buf + len, cap - 1 - len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            goto out;
-        if (r == 0)
-            break;
-        len += (size_t)r;
-        if (len == cap - 1)
-            goto out; /* too big to be ours */
-    }
-    buf[len] = '\0';
-    rc = 0;
-out:
-    if (fd >= 0)
-        close(fd);
-    return rc;
-}
-
 /* Loads dir/<kid>.pub, which must hold the key whose thumbprint is kid. */
 static int load_pub(const char *dir, const char *kid, unsigned char pk[crypto_sign_PUBLICKEYBYTES])
 {
@@ -156,7 +125,7 @@ static int load_pub(const char *dir, const char *kid, unsigned char pk[crypto_si
     struct stat st;
     size_t len, pk_len = 0;
     if (path_join(path, sizeof path, dir, kid, ".pub") != 0 ||
-        read_small(path, text, sizeof text, &st) != 0)
+        bk_file_read_small(path, text, sizeof text, &st) != 0)
         return -1;
     len = strlen(text);
     while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
@@ -279,7 +248,7 @@ static int load_signing(const char *dir, unsigned char sk[crypto_sign_SECRETKEYB
     const char *hex_end = NULL;
     if (path_join(path, sizeof path, dir, SIGNING_FILE, "") != 0)
         goto out;
-    if (read_small(path, text, sizeof text, st) != 0) {
+    if (bk_file_read_small(path, text, sizeof text, st) != 0) {
         bk_log(BK_ERROR, NULL, "jwt: cannot read %s: %s", path, strerror(errno));
         goto out;
     }
@@ -312,81 +281,6 @@ out:
     return rc;
 }
 
-/* Writes data to dir/<tmp>, fsyncs, then puts it in place as dir/name: with
- * replace by rename(2) (atomic swap), else by link(2), which fails with
- * EEXIST when another process created name first. 0, or -1 with errno. */
-static int write_atomic(const char *dir, const char *name, const char *data, size_t len,
-                        mode_t mode, bool replace)
-{
-    int rc = -1, fd = -1, saved = 0;
-    char tmp[PATH_MAX], path[PATH_MAX], suffix[48];
-    unsigned char rnd[8];
-    randombytes_buf(rnd, sizeof rnd);
-    snprintf(suffix, sizeof suffix, ".tmp.%ld.%02x%02x%02x%02x", (long)getpid(), rnd[0], rnd[1],
-             rnd[2], rnd[3]);
-    if (path_join(tmp, sizeof tmp, dir, name, suffix) != 0 ||
-        path_join(path, sizeof path, dir, name, "") != 0) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (fd < 0)
-        goto out;
-    for (size_t off = 0; off < len;) {
-        ssize_t w = write(fd, data + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            goto out;
-        off += (size_t)w;
-    }
-    if (fchmod(fd, mode) != 0 || fsync(fd) != 0)
-        goto out;
-    if (close(fd) != 0) {
-        fd = -1;
-        goto out;
-    }
-    fd = -1;
-    if (replace ? rename(tmp, path) != 0 : link(tmp, path) != 0)
-        goto out;
-    rc = 0;
-out:
-    saved = errno;
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp); /* after rename it is gone already; after link it is a second name */
-    if (rc == 0) {
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-    }
-    errno = saved;
-    return rc;
-}
-
-/* mkdir -p with mode for every folder it creates. */
-static int mkdir_p(const char *dir, mode_t mode)
-{
-    char buf[PATH_MAX];
-    size_t len = strlen(dir);
-    if (len == 0 || len >= sizeof buf)
-        return -1;
-    memcpy(buf, dir, len + 1);
-    for (size_t i = 1; i <= len; i++) {
-        if (buf[i] != '/' && buf[i] != '\0')
-            continue;
-        char c = buf[i];
-        buf[i] = '\0';
-        if (mkdir(buf, mode) != 0 && errno != EEXIST)
-            return -1;
-        buf[i] = c;
-    }
-    struct stat st;
-    return stat(dir, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
-}
-
 static int write_pub(const char *dir, const char *kid, const unsigned char *pk)
 {
     char text[KID_LEN + 2];
@@ -394,7 +288,7 @@ static int write_pub(const char *dir, const char *kid, const unsigned char *pk)
     strcat(text, "\n");
     char name[KID_LEN + 5];
     snprintf(name, sizeof name, "%s.pub", kid);
-    return write_atomic(dir, name, text, strlen(text), 0644, true);
+    return bk_file_write_atomic(dir, name, text, strlen(text), 0644, true);
 }
 
 int bk_jwt_keygen(const char *dir, bool rotate, char kid_out[64])
@@ -404,7 +298,7 @@ int bk_jwt_keygen(const char *dir, bool rotate, char kid_out[64])
     char kid[KID_LEN + 1], pub_path[PATH_MAX];
     char text[2 * crypto_sign_SECRETKEYBYTES + KID_LEN + 3];
     struct stat st;
-    if (sodium_init() < 0 || !dir || mkdir_p(dir, 0700) != 0) {
+    if (sodium_init() < 0 || !dir || bk_mkdir_p(dir, 0700) != 0) {
         bk_log(BK_ERROR, NULL, "jwt: cannot create key folder %s", dir ? dir : "(null)");
         goto out;
     }
@@ -427,7 +321,7 @@ int bk_jwt_keygen(const char *dir, bool rotate, char kid_out[64])
     strcat(text, "\n");
     strcat(text, kid);
     strcat(text, "\n");
-    if (write_atomic(dir, SIGNING_FILE, text, strlen(text), 0600, rotate) == 0) {
+    if (bk_file_write_atomic(dir, SIGNING_FILE, text, strlen(text), 0600, rotate) == 0) {
         bk_log(BK_INFO, NULL, "jwt: new signing key %s in %s", kid, dir);
         memcpy(kid_out, kid, sizeof kid);
         rc = 0;

@@ -1,9 +1,14 @@
 #include "shared/util.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 int64_t bk_now_ms(void)
 {
@@ -101,4 +106,116 @@ bool bk_request_id_valid(const char *s, size_t len)
             return false;
     }
     return true;
+}
+
+static int join3(char *out, size_t n, const char *dir, const char *name, const char *suffix)
+{
+    int r = snprintf(out, n, "%s/%s%s", dir, name, suffix);
+    return r < 0 || (size_t)r >= n ? -1 : 0;
+}
+
+/* Reads a whole small regular file into buf (NUL-terminated); st gets its
+ * stat. Larger than cap - 1 bytes is an error: our key files are tiny. */
+int bk_file_read_small(const char *path, char *buf, size_t cap, struct stat *st)
+{
+    int rc = -1;
+    size_t len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        goto out;
+    if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode))
+        goto out;
+    for (;;) {
+        ssize_t r = read(fd, buf + len, cap - 1 - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            goto out;
+        if (r == 0)
+            break;
+        len += (size_t)r;
+        if (len == cap - 1)
+            goto out; /* too big to be ours */
+    }
+    buf[len] = '\0';
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* Writes data to dir/<tmp>, fsyncs, then puts it in place as dir/name: with
+ * replace by rename(2) (atomic swap), else by link(2), which fails with
+ * EEXIST when another process created name first. 0, or -1 with errno. */
+int bk_file_write_atomic(const char *dir, const char *name, const char *data, size_t len,
+                         unsigned mode, bool replace)
+{
+    int rc = -1, fd = -1, saved = 0;
+    char tmp[PATH_MAX], path[PATH_MAX], suffix[48];
+    unsigned char rnd[8];
+    randombytes_buf(rnd, sizeof rnd);
+    snprintf(suffix, sizeof suffix, ".tmp.%ld.%02x%02x%02x%02x", (long)getpid(), rnd[0], rnd[1],
+             rnd[2], rnd[3]);
+    if (join3(tmp, sizeof tmp, dir, name, suffix) != 0 ||
+        join3(path, sizeof path, dir, name, "") != 0) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0)
+        goto out;
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(fd, data + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            goto out;
+        off += (size_t)w;
+    }
+    if (fchmod(fd, mode) != 0 || fsync(fd) != 0)
+        goto out;
+    if (close(fd) != 0) {
+        fd = -1;
+        goto out;
+    }
+    fd = -1;
+    if (replace ? rename(tmp, path) != 0 : link(tmp, path) != 0)
+        goto out;
+    rc = 0;
+out:
+    saved = errno;
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp); /* after rename it is gone already; after link it is a second name */
+    if (rc == 0) {
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+    }
+    errno = saved;
+    return rc;
+}
+
+/* mkdir -p with mode for every folder it creates. */
+int bk_mkdir_p(const char *dir, unsigned mode)
+{
+    char buf[PATH_MAX];
+    size_t len = strlen(dir);
+    if (len == 0 || len >= sizeof buf)
+        return -1;
+    memcpy(buf, dir, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        char c = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, mode) != 0 && errno != EEXIST)
+            return -1;
+        buf[i] = c;
+    }
+    struct stat st;
+    return stat(dir, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
 }

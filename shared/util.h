@@ -30,4 +30,17 @@ bool bk_request_id_valid(const char *s, size_t len);
 /* RFC 3339 UTC with microseconds of a wall clock time in µs, 27 chars + NUL. */
 void bk_rfc3339(int64_t us, char out[32]);
 
+/* Small key files (shared/jwt.c, shared/secret.c). */
+struct stat;
+/* Reads a regular file (not through a symlink) of less than cap bytes into
+ * buf, NUL-terminated; st gets its stat. 0, or -1 with errno. */
+int bk_file_read_small(const char *path, char *buf, size_t cap, struct stat *st);
+/* Writes data to dir/<tmp>, fsyncs, then puts it in place as dir/name: with
+ * replace by rename(2) (atomic swap), else by link(2), which fails with EEXIST
+ * when another process created name first. 0, or -1 with errno. */
+int bk_file_write_atomic(const char *dir, const char *name, const char *data, size_t len,
+                         unsigned mode, bool replace);
+/* mkdir -p with mode for every folder it creates. 0 or -1. */
+int bk_mkdir_p(const char *dir, unsigned mode);
+
 #endif

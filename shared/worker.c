@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <sodium.h>
@@ -23,6 +24,7 @@
 #include "shared/log.h"
 #include "shared/outbox.h"
 #include "shared/routes.h"
+#include "shared/secret.h"
 #include "shared/util.h"
 
 #define MAX_RESULTS 64
@@ -530,6 +532,11 @@ struct runtime {
     const char *name;
     const struct bk_command *commands;
     amqp_connection_state_t amqp;
+    /* Replies go out on a connection of their own: a reply the broker refuses
+     * (RabbitMQ 3.10 closes the connection on some reply_to names) then
+     * breaks only this one, never the consumer with its unsettled commands. */
+    amqp_connection_state_t reply_amqp;
+    int64_t reply_retry_ms; /* after a failed connect, not before this (mono) */
     struct bk_db *db;
     struct bk_outbox *outbox;
     const char *key_dir;
@@ -546,8 +553,9 @@ struct delivery {
     char message_id[64];
     char correlation_id[128];
     char request_id[BK_REQUEST_ID_MAX + 1];
-    char reply_to[256];
-    char user_id[128]; /* the publisher's broker identity (RabbitMQ checks it) */
+    char reply_to[BK_AMQP_REPLY_TO_MAX + 1];
+    bool reply_to_bad; /* present and not an address we publish to */
+    char user_id[128]; /* the publisher's broker identity (RabbitMQ checks it); "" when absent */
     char client_ip[64];
     char request_target[BK_LINK_MAX];
     char test_crash[32];
@@ -598,8 +606,13 @@ static void read_delivery(const amqp_envelope_t *env, struct delivery *d)
         bk_amqp_cstr(p->message_id, d->message_id, sizeof d->message_id);
     if (p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG)
         bk_amqp_cstr(p->correlation_id, d->correlation_id, sizeof d->correlation_id);
-    if (p->_flags & AMQP_BASIC_REPLY_TO_FLAG)
-        bk_amqp_cstr(p->reply_to, d->reply_to, sizeof d->reply_to);
+    if (p->_flags & AMQP_BASIC_REPLY_TO_FLAG) {
+        /* checked as received: a copy cut to our buffer would be another name */
+        if (bk_amqp_reply_to_valid(p->reply_to.bytes, p->reply_to.len))
+            bk_amqp_cstr(p->reply_to, d->reply_to, sizeof d->reply_to);
+        else
+            d->reply_to_bad = p->reply_to.len > 0;
+    }
     if ((p->_flags & AMQP_BASIC_USER_ID_FLAG) && p->user_id.len < sizeof d->user_id)
         bk_amqp_cstr(p->user_id, d->user_id, sizeof d->user_id);
     if (p->_flags & AMQP_BASIC_EXPIRATION_FLAG) {
@@ -621,7 +634,7 @@ static void read_delivery(const amqp_envelope_t *env, struct delivery *d)
         bool ok;
         if (strcmp(key, "x-delivery-count") == 0) {
             int64_t v = field_int(&e->value, &ok);
-            if (ok)
+            if (ok && v > 0) /* a publisher's own header can only add */
                 d->delivery_count = v;
         } else if (strcmp(key, "timestamp_in_ms") == 0) {
             int64_t v = field_int(&e->value, &ok);
@@ -712,11 +725,52 @@ static int pack_reply(msgpack_sbuffer *sb, int status, const json_t *body, const
     return 0;
 }
 
+static void reply_conn_drop(struct runtime *rt)
+{
+    if (rt->reply_amqp)
+        amqp_destroy_connection(rt->reply_amqp); /* no close handshake: it may be closed */
+    rt->reply_amqp = NULL;
+}
+
+/* The reply connection, (re)opened when needed. Nothing is read from it but
+ * the broker's close: looked for before each publish, without waiting, so a
+ * connection the broker closed is replaced instead of written into. */
+static amqp_connection_state_t reply_conn(struct runtime *rt)
+{
+    while (rt->reply_amqp) {
+        amqp_frame_t f;
+        struct timeval tv = {0, 0};
+        int rc = amqp_simple_wait_frame_noblock(rt->reply_amqp, &f, &tv);
+        if (rc == AMQP_STATUS_TIMEOUT)
+            return rt->reply_amqp;
+        if (rc == AMQP_STATUS_OK && !(f.frame_type == AMQP_FRAME_METHOD &&
+                                      (f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
+                                       f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD)))
+            continue; /* nothing else is expected; skip it */
+        bk_log(BK_WARN, NULL, "reply connection closed by the broker, reopening");
+        reply_conn_drop(rt);
+    }
+    if (bk_mono_ms() < rt->reply_retry_ms)
+        return NULL;
+    char name[64];
+    snprintf(name, sizeof name, "%s-replies-%d", rt->name, (int)getpid());
+    /* no heartbeat: it may sit idle between replies (as the outbox relay's) */
+    rt->reply_amqp = bk_amqp_connect(name, 0);
+    if (!rt->reply_amqp)
+        rt->reply_retry_ms = bk_mono_ms() + 1000;
+    return rt->reply_amqp;
+}
+
 static void send_reply_bytes(struct runtime *rt, const struct delivery *d, const void *buf,
                              size_t len)
 {
     if (!d->reply_to[0])
         return;
+    amqp_connection_state_t conn = reply_conn(rt);
+    if (!conn) {
+        bk_log(BK_WARN, d->request_id, "reply to %s lost: no reply connection", d->reply_to);
+        return;
+    }
     amqp_basic_properties_t p;
     p._flags =
         AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_USER_ID_FLAG;
@@ -728,11 +782,13 @@ static void send_reply_bytes(struct runtime *rt, const struct delivery *d, const
         p.correlation_id = amqp_cstring_bytes(d->correlation_id);
     }
     amqp_bytes_t body = {len, (void *)buf};
-    int rc = amqp_basic_publish(rt->amqp, 1, amqp_cstring_bytes(""),
-                                amqp_cstring_bytes(d->reply_to), 0, 0, &p, body);
-    if (rc != AMQP_STATUS_OK)
+    int rc = amqp_basic_publish(conn, 1, amqp_cstring_bytes(""), amqp_cstring_bytes(d->reply_to), 0,
+                                0, &p, body);
+    if (rc != AMQP_STATUS_OK) {
         bk_log(BK_WARN, d->request_id, "reply to %s failed: %s", d->reply_to,
                amqp_error_string2(rc));
+        reply_conn_drop(rt);
+    }
 }
 
 static void send_reply(struct runtime *rt, const struct delivery *d, int status, json_t *body)
@@ -857,36 +913,82 @@ static int authenticate(struct runtime *rt, const struct delivery *d, const stru
     return 0;
 }
 
-/* SHA-256 of the command name and its re-packed args: the same message_id
- * with other content is a client bug we refuse rather than answer wrongly. */
-static void fingerprint(const char *command, const msgpack_object *args,
-                        unsigned char out[crypto_hash_sha256_BYTES])
+/* What the inbox knows of one write command: who sent it, under which server
+ * key its fingerprint was made, and the fingerprint. */
+struct inbox_key {
+    char caller[96];   /* "user:<id>", "service:<name>", "anon", "anon@<broker user>" */
+    char context[160]; /* message id (lower case) and caller: what a sealed reply is bound to */
+    struct bk_secret_key key; /* the current server key */
+    unsigned char fp[BK_SECRET_FP_LEN];
+    msgpack_sbuffer args; /* the args as packed again, for a fingerprint under an older key */
+};
+
+/* The caller a stored reply belongs to: the verified token's subject, else
+ * anonymous, split by the broker-checked user_id property when there is one
+ * (RabbitMQ refuses a user_id that is not the connection's user). */
+static void inbox_caller(const struct delivery *d, const struct bk_actor *a, char *out, size_t n)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_object(&pk, *args);
-    crypto_hash_sha256_state st;
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, (const unsigned char *)command, strlen(command) + 1);
-    crypto_hash_sha256_update(&st, (const unsigned char *)sb.data, sb.size);
-    crypto_hash_sha256_final(&st, out);
-    msgpack_sbuffer_destroy(&sb);
+    if (a->authenticated && a->user_id > 0)
+        snprintf(out, n, "user:%lld", (long long)a->user_id);
+    else if (a->authenticated && a->service[0])
+        snprintf(out, n, "service:%s", a->service);
+    else if (d->user_id[0])
+        snprintf(out, n, "anon@%s", d->user_id);
+    else
+        snprintf(out, n, "anon");
 }
 
-static const char SQL_INBOX_GET[] = "SELECT fingerprint, reply FROM inbox WHERE message_id = $1";
-static const char SQL_INBOX_PUT[] =
-    "INSERT INTO inbox (message_id, command, fingerprint, status, reply) "
-    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id) DO NOTHING RETURNING 1";
-
-/* Sends the stored reply of message_id if there is one. Returns 1 when it
- * did, 0 when there is none, -1 on a database failure. */
-static int replay_stored(struct runtime *rt, const struct delivery *d,
-                         const unsigned char fp[crypto_hash_sha256_BYTES])
+/* Fills k for the call. 0, or -1 without a server key (logged). */
+static int inbox_key_init(struct runtime *rt, const struct delivery *d, struct bk_call *c,
+                          struct inbox_key *k)
 {
-    const char *params[] = {d->message_id};
-    PGresult *r = bk_db_exec(rt->db, SQL_INBOX_GET, 1, params);
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&k->args);
+    inbox_caller(d, &c->actor, k->caller, sizeof k->caller);
+    /* the uuid column prints lower case: the context must not depend on how
+     * the client spelled the id */
+    size_t i = 0;
+    for (; d->message_id[i] && i < sizeof k->context - 1; i++)
+        k->context[i] = (char)tolower((unsigned char)d->message_id[i]);
+    snprintf(k->context + i, sizeof k->context - i, "\n%s", k->caller);
+    msgpack_packer_init(&pk, &k->args, msgpack_sbuffer_write);
+    msgpack_pack_object(&pk, *c->args);
+    if (bk_secret_get(rt->key_dir, BK_SECRET_CURRENT, NULL, &k->key) != 0) {
+        bk_log(BK_ERROR, d->request_id, "no server key in %s (backendctl keygen)", rt->key_dir);
+        return -1;
+    }
+    bk_secret_fingerprint(&k->key, d->command, k->caller, k->args.data, k->args.size, k->fp);
+    return 0;
+}
+
+static void inbox_key_free(struct inbox_key *k)
+{
+    msgpack_sbuffer_destroy(&k->args);
+    sodium_memzero(&k->key, sizeof k->key);
+}
+
+/* This caller's row of the message id, or a row from before migration 006
+ * (key_id NULL: any caller's, kept only as "this id was used"). */
+static const char SQL_INBOX_GET[] =
+    "SELECT key_id, fingerprint, reply FROM inbox WHERE message_id = $1 "
+    "AND (caller = $2 OR key_id IS NULL) ORDER BY key_id NULLS FIRST LIMIT 1";
+static const char SQL_INBOX_PUT[] =
+    "INSERT INTO inbox (message_id, caller, command, key_id, fingerprint, status, reply) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (message_id, caller) DO NOTHING RETURNING 1";
+
+static const char USED[] = "This message_id (or Idempotency-Key) was already used.";
+
+/* Answers from the stored row of message_id for this caller if there is one:
+ * its reply when the command is the same, 422 when it is another, 409 when
+ * the row cannot be answered from (written before the keys, or under a key
+ * no longer in key_dir, or not opening): never a second effect. Returns 1
+ * when it answered, 0 when there is no row, -1 on a database failure. */
+static int replay_stored(struct runtime *rt, const struct delivery *d, const struct inbox_key *k)
+{
+    const char *params[] = {d->message_id, k->caller};
+    PGresult *r = bk_db_exec(rt->db, SQL_INBOX_GET, 2, params);
+    unsigned char *stored_fp = NULL, *box = NULL, *plain = NULL;
+    struct bk_secret_key old;
     int rc = -1;
     if (!bk_db_ok(r))
         goto out;
@@ -894,40 +996,75 @@ static int replay_stored(struct runtime *rt, const struct delivery *d,
     if (PQntuples(r) == 0)
         goto out;
     rc = 1;
+    if (PQgetisnull(r, 0, 0)) {
+        send_detail(rt, d, 409, USED);
+        goto out;
+    }
+    const char *kid = PQgetvalue(r, 0, 0);
+    const struct bk_secret_key *key = &k->key;
+    unsigned char fp[BK_SECRET_FP_LEN];
+    memcpy(fp, k->fp, sizeof fp);
+    if (strcmp(kid, k->key.kid) != 0) { /* written before a rotation */
+        if (bk_secret_get(rt->key_dir, BK_SECRET_BY_KID, kid, &old) != 0) {
+            bk_log(BK_ERROR, d->request_id, "inbox row under server key %s, which is gone", kid);
+            send_detail(rt, d, 409, USED);
+            goto out;
+        }
+        key = &old;
+        bk_secret_fingerprint(key, d->command, k->caller, k->args.data, k->args.size, fp);
+    }
     size_t fplen = 0, len = 0;
-    unsigned char *stored_fp = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 0), &fplen);
-    unsigned char *reply = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 1), &len);
-    if (stored_fp && fplen == crypto_hash_sha256_BYTES &&
-        memcmp(stored_fp, fp, crypto_hash_sha256_BYTES) != 0) {
+    stored_fp = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 1), &fplen);
+    box = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 2), &len);
+    if (!stored_fp || fplen != BK_SECRET_FP_LEN || sodium_memcmp(stored_fp, fp, sizeof fp) != 0) {
         send_detail(rt, d, 422,
                     "This message_id (or Idempotency-Key) was already used for another request.");
-    } else if (reply) {
-        send_reply_bytes(rt, d, reply, len);
+        goto out;
     }
-    PQfreemem(stored_fp);
-    PQfreemem(reply);
+    plain =
+        box && len >= BK_SECRET_SEAL_OVERHEAD ? malloc(len - BK_SECRET_SEAL_OVERHEAD + 1) : NULL;
+    if (!plain || bk_secret_open(key, k->context, box, len, plain) != 0) {
+        bk_log(BK_ERROR, d->request_id, "inbox reply does not open under key %s", kid);
+        send_detail(rt, d, 409, USED);
+        goto out;
+    }
+    send_reply_bytes(rt, d, plain, len - BK_SECRET_SEAL_OVERHEAD);
+    sodium_memzero(plain, len - BK_SECRET_SEAL_OVERHEAD);
 out:
+    free(plain);
+    PQfreemem(stored_fp);
+    PQfreemem(box);
+    sodium_memzero(&old, sizeof old);
     PQclear(r);
     return rc;
 }
 
-/* Stores message_id and its reply. Returns 1 when stored, 0 when the id was
- * there already (a concurrent duplicate won), -1 on failure. */
-static int store_reply(struct runtime *rt, const struct delivery *d,
-                       const unsigned char fp[crypto_hash_sha256_BYTES], int status,
-                       const msgpack_sbuffer *reply)
+/* Stores message_id and its reply, sealed, for this caller. Returns 1 when
+ * stored, 0 when the row was there already (a concurrent duplicate won), -1
+ * on failure. */
+static int store_reply(struct runtime *rt, const struct delivery *d, const struct inbox_key *k,
+                       int status, const msgpack_sbuffer *reply)
 {
     char st[8];
+    size_t box_len = reply->size + BK_SECRET_SEAL_OVERHEAD;
+    unsigned char *box = malloc(box_len);
+    if (!box || box_len > INT_MAX) {
+        free(box);
+        return -1;
+    }
+    bk_secret_seal(&k->key, k->context, reply->data, reply->size, box);
     snprintf(st, sizeof st, "%d", status);
-    const char *v[] = {d->message_id, d->command, (const char *)fp, st, reply->data};
-    const int len[] = {0, 0, crypto_hash_sha256_BYTES, 0, (int)reply->size};
-    const int fmt[] = {0, 0, 1, 0, 1};
-    PGresult *r = bk_db_exec_bin(rt->db, SQL_INBOX_PUT, 5, v, len, fmt);
+    const char *v[] = {d->message_id,       k->caller, d->command,       k->key.kid,
+                       (const char *)k->fp, st,        (const char *)box};
+    const int len[] = {0, 0, 0, 0, BK_SECRET_FP_LEN, 0, (int)box_len};
+    const int fmt[] = {0, 0, 0, 0, 1, 0, 1};
+    PGresult *r = bk_db_exec_bin(rt->db, SQL_INBOX_PUT, 7, v, len, fmt);
     int rc = !bk_db_ok(r) ? -1 : PQntuples(r) == 1 ? 1 : 0;
     if (rc < 0)
         bk_log(BK_ERROR, d->request_id, "inbox insert failed: %s",
                r ? PQresultErrorMessage(r) : "connection lost");
     PQclear(r);
+    free(box);
     return rc;
 }
 
@@ -961,12 +1098,13 @@ static void maybe_crash(const struct delivery *d, const char *when)
 static void run_write(struct runtime *rt, const struct delivery *d, const struct bk_command *cmd,
                       struct bk_call *c)
 {
-    unsigned char fp[crypto_hash_sha256_BYTES];
+    struct inbox_key k;
     msgpack_sbuffer reply;
     msgpack_sbuffer_init(&reply);
-    fingerprint(d->command, c->args, fp);
+    if (inbox_key_init(rt, d, c, &k) != 0)
+        goto retry;
 
-    int stored = replay_stored(rt, d, fp);
+    int stored = replay_stored(rt, d, &k);
     if (stored < 0)
         goto retry;
     if (stored > 0) {
@@ -991,7 +1129,7 @@ static void run_write(struct runtime *rt, const struct delivery *d, const struct
          * the answer so a repeat gets the same one */
         bk_db_simple(rt->db, "ROLLBACK");
     }
-    int put = store_reply(rt, d, fp, c->st->status, &reply);
+    int put = store_reply(rt, d, &k, c->st->status, &reply);
     if (put < 0) {
         if (success)
             bk_db_simple(rt->db, "ROLLBACK");
@@ -1002,7 +1140,7 @@ static void run_write(struct runtime *rt, const struct delivery *d, const struct
          * and the caller gets the first reply */
         if (success)
             bk_db_simple(rt->db, "ROLLBACK");
-        if (replay_stored(rt, d, fp) < 0)
+        if (replay_stored(rt, d, &k) < 0)
             goto retry;
         ack(rt, d);
         goto out;
@@ -1025,6 +1163,7 @@ retry:
            (long long)d->delivery_count + 1);
     requeue(rt, d);
 out:
+    inbox_key_free(&k);
     msgpack_sbuffer_destroy(&reply);
 }
 
@@ -1077,11 +1216,21 @@ static void process(struct runtime *rt, const amqp_envelope_t *env)
     msgpack_unpacked msg;
     msgpack_unpacked_init(&msg);
 
+    if (d.reply_to_bad) {
+        /* nobody can be told the outcome, and the name may be one the broker
+         * chokes on: refused unrun (no effect), as a malformed command is */
+        bk_log(BK_WARN, cid, "%s: reply_to is not a queue name or direct reply-to: dead-lettered",
+               d.command);
+        dead_letter(rt, &d);
+        goto out;
+    }
+    /* From here every refusal settles the delivery before it replies, so even
+     * a reply that broke a connection could not bring the command back. */
     if (d.delivery_count >= rt->max_deliveries) {
         bk_log(BK_ERROR, cid, "%s failed %lld deliveries: dead-lettered", d.command,
                (long long)d.delivery_count);
-        send_detail(rt, &d, 500, "A server error occurred.");
         dead_letter(rt, &d);
+        send_detail(rt, &d, 500, "A server error occurred.");
         goto out;
     }
     if (d.expiration_ms >= 0 && d.sent_at_ms > 0 && bk_now_ms() > d.sent_at_ms + d.expiration_ms) {
@@ -1126,16 +1275,16 @@ static void process(struct runtime *rt, const amqp_envelope_t *env)
         if (!cmd) {
             snprintf(whybuf, sizeof whybuf, "Unknown command \"%.100s\".", d.command);
             bk_log(BK_WARN, cid, "%s", whybuf);
-            send_detail(rt, &d, 400, whybuf);
             dead_letter(rt, &d);
+            send_detail(rt, &d, 400, whybuf);
             goto out;
         }
     }
     if (why) {
         snprintf(whybuf, sizeof whybuf, "Malformed command: %s.", why);
         bk_log(BK_WARN, cid, "%s (%s): dead-lettered", whybuf, d.command);
-        send_detail(rt, &d, 400, whybuf);
         dead_letter(rt, &d);
+        send_detail(rt, &d, 400, whybuf);
         goto out;
     }
 
@@ -1236,6 +1385,12 @@ static int run_copy(const char *name, const struct bk_command *commands, int (*i
     snprintf(rt.public_base, sizeof rt.public_base, "%s", base);
     if (init && init() != 0)
         return 1;
+    /* every write seals its stored reply: without the server key, refuse to start */
+    struct bk_secret_key key;
+    int have_key = bk_secret_get(rt.key_dir, BK_SECRET_CURRENT, NULL, &key);
+    sodium_memzero(&key, sizeof key);
+    if (have_key != 0)
+        return 1;
     rt.db = bk_db_open(30000);
     if (!rt.db)
         return 1;
@@ -1295,6 +1450,7 @@ static int run_copy(const char *name, const struct bk_command *commands, int (*i
 out:
     bk_outbox_stop(rt.outbox);
     bk_amqp_close(rt.amqp);
+    bk_amqp_close(rt.reply_amqp);
     bk_db_close(rt.db);
     return status;
 }

@@ -2,11 +2,14 @@
  *
  * bk_worker_main forks worker_copies processes (competing consumers on the
  * worker's queue) and restarts one that dies. Each copy, for each message:
- * decodes the envelope (bounded), refuses what is expired or was delivered
- * max_deliveries times, verifies the access token, runs the handler and, for a
- * write, stores message_id + reply (inbox) and the events (outbox) in the
- * transaction of the effect; then replies to reply_to and acks. A relay thread
- * publishes the outbox with publisher confirms.
+ * refuses (dead-letters unrun) a reply_to that is not a queue name or a
+ * direct reply-to name, decodes the envelope (bounded), refuses what is
+ * expired or was delivered max_deliveries times, verifies the access token,
+ * runs the handler and, for a write, stores message_id + caller + reply
+ * (inbox: keyed fingerprint, reply sealed with the server secret,
+ * shared/secret.h) and the events (outbox) in the transaction of the effect;
+ * then replies to reply_to, on a connection of its own, and acks. A relay
+ * thread publishes the outbox with publisher confirms.
  *
  * A handler is validation, SQL and a reply:
  *

@@ -74,10 +74,11 @@ def log_lines(name, pred):
     return out
 
 
-def wait_log(name, pred, timeout=10):
-    """Waits for at least one matching line (the access line is written when the
-    request is over, which may be just after the client has its answer)."""
-    return wait(lambda: log_lines(name, pred), timeout) or []
+def wait_log(name, pred, timeout=10, count=1):
+    """Waits for at least count matching lines (the access line is written when
+    the request is over, which may be just after the client has its answer)."""
+    return wait(lambda: (lambda got: got if len(got) >= count else None)(log_lines(name, pred)),
+                timeout) or log_lines(name, pred)
 
 
 class Health(unittest.TestCase):
@@ -383,7 +384,8 @@ class HostHeader(unittest.TestCase):
                                           headers={"Host": host, "X-Request-ID": rid})
                 self.assertEqual((status, body), (400, {"detail": "Invalid Host header."}))
                 self.assertEqual(hdrs["x-request-id"], rid)
-        lines = wait_log("bridge", lambda l: l["request_id"] == rid and l["msg"] == "access")
+        lines = wait_log("bridge", lambda l: l["request_id"] == rid and l["msg"] == "access",
+                         count=5)
         self.assertEqual(len(lines), 5)
         self.assertTrue(all(l["status"] == 400 and "command" not in l for l in lines), lines)
         time.sleep(0.5)

@@ -73,8 +73,9 @@ class Help(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             # flush-expired --help must not delete the expired row; flush-expired does
             old = str(uuid.uuid4())
-            s.sql("INSERT INTO inbox (message_id, command, fingerprint, status, reply, created_at) "
-                  "VALUES (%s, 'x.y', '\\x00', 200, '\\x00', now() - interval '3 days')", (old,))
+            s.sql("INSERT INTO inbox (message_id, caller, command, fingerprint, status, reply, "
+                  "created_at) VALUES (%s, 'anon', 'x.y', '\\x00', 200, '\\x00', "
+                  "now() - interval '3 days')", (old,))
             r = s.ctl("flush-expired", "--help")
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn("usage: backendctl flush-expired", r.stdout)
@@ -167,7 +168,8 @@ class Check(unittest.TestCase):
     def test_check_passes_on_the_running_instance(self):
         r = ctl("check")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        for what in ("configuration", "broker", "database", "schema", "signing key"):
+        for what in ("configuration", "broker", "database", "schema", "signing key",
+                     "server secret"):
             self.assertRegex(r.stdout, rf"(?m)^{what} +ok")
 
     def test_check_names_what_is_wrong(self):
@@ -179,7 +181,8 @@ class Check(unittest.TestCase):
         self.assertRegex(r.stdout, r"(?m)^database +ok")
         self.assertRegex(r.stdout, r"(?m)^schema +FAILED: \d+ of \d+ migrations not applied")
         self.assertRegex(r.stdout, r"(?m)^signing key +FAILED: .*backendctl keygen")
-        self.assertIn("check: 3 problems", r.stderr)
+        self.assertRegex(r.stdout, r"(?m)^server secret +FAILED: .*backendctl keygen")
+        self.assertIn("check: 4 problems", r.stderr)
 
     def test_config_shows_sources_and_masks_secrets(self):
         r = ctl("config", env={"BACKEND_AMQP_PASSWORD": "s3cret-broker",

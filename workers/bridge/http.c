@@ -6,6 +6,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include "shared/json.h"
 #include "shared/jwt.h"
 #include "shared/log.h"
+#include "shared/secret.h"
 #include "shared/util.h"
 #include "workers/bridge/guard.h"
 #include "workers/bridge/openapi.h"
@@ -586,9 +588,13 @@ static int form_args(struct req *r, json_t *args, struct br_file **files, json_t
     return 0;
 }
 
-/* message_id: random, or derived from the Idempotency-Key of a write and the
- * caller (the verified token's user or service, else "anon"), so a retry
- * finds the stored reply. -1 for a malformed key. */
+/* message_id: random, or derived from the Idempotency-Key of a write, keyed
+ * with the server secret (so nobody can compute another caller's id) and
+ * scoped to the caller: the verified token's user or service, else
+ * "anon:<client address>" (an anonymous key dedups only for the address that
+ * sent it; the address is the TCP peer, which a client cannot choose). The
+ * worker's inbox is keyed by caller too; this makes the ids unguessable.
+ * -1 for a malformed key, -2 without a server key. */
 static int make_message_id(struct req *r, const char *method, const char *url, const char *tok,
                            size_t tok_len)
 {
@@ -601,7 +607,8 @@ static int make_message_id(struct req *r, const char *method, const char *url, c
     }
     if (!br_request_header_ok(key, 255))
         return -1;
-    char scope[96] = "anon";
+    char scope[128];
+    snprintf(scope, sizeof scope, "anon:%s", r->call.client_ip);
     if (tok && tok_len > 0 && tok_len <= BK_JWT_MAX) {
         char t[BK_JWT_MAX + 1];
         struct bk_jwt_claims claims;
@@ -623,7 +630,12 @@ static int make_message_id(struct req *r, const char *method, const char *url, c
     int n = snprintf(name, sizeof name, "%s %.*s\n%s", method, (int)ulen, url, key);
     if (n < 0 || (size_t)n >= sizeof name)
         n = (int)sizeof name - 1;
-    bk_uuid_name(scope, name, (size_t)n, r->call.message_id);
+    /* the first key: a rotation must not give a retry in flight a new id */
+    struct bk_secret_key sk;
+    if (bk_secret_get(hs.key_dir, BK_SECRET_FIRST, NULL, &sk) != 0)
+        return -2;
+    bk_secret_message_id(&sk, scope, name, (size_t)n, r->call.message_id);
+    sodium_memzero(&sk, sizeof sk);
     return 0;
 }
 
@@ -759,8 +771,10 @@ static enum MHD_Result on_complete(struct req *r, const char *url, const char *m
         MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!br_request_bearer(authz, &tok, &tok_len))
         tok = NULL;
-    if (make_message_id(r, method, url, tok, tok_len) != 0) {
-        ret = send_detail(r, 400, "Invalid Idempotency-Key header.");
+    int mid = make_message_id(r, method, url, tok, tok_len);
+    if (mid != 0) {
+        ret = mid == -1 ? send_detail(r, 400, "Invalid Idempotency-Key header.")
+                        : send_detail(r, 500, "A server error occurred.");
         goto out;
     }
     if (make_request_url(r, url) != 0 ||
@@ -1213,6 +1227,11 @@ int br_http_start(void)
     hs.max_json = (size_t)bk_config_long("http_max_json_bytes");
     hs.max_upload = (size_t)bk_config_long("http_max_upload_bytes");
     hs.key_dir = bk_config_str("key_dir");
+    struct bk_secret_key sk; /* Idempotency-Key needs it: refuse to start without */
+    int have_key = sodium_init() < 0 ? -1 : bk_secret_get(hs.key_dir, BK_SECRET_FIRST, NULL, &sk);
+    sodium_memzero(&sk, sizeof sk);
+    if (have_key != 0)
+        return -1;
     /* Django's ALLOWED_HOSTS; by default the bound address and loopback */
     char default_hosts[400];
     snprintf(default_hosts, sizeof default_hosts,

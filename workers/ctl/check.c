@@ -1,6 +1,7 @@
 /* backendctl check and config: is this deployment ready, and what does it run
  * with. check exits 1 naming every problem, so a script (or an operator after
  * an edit) learns everything at once. */
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -8,6 +9,7 @@
 #include "shared/amqp.h"
 #include "shared/config.h"
 #include "shared/db.h"
+#include "shared/secret.h"
 #include "workers/ctl/ctl.h"
 
 int ctl_config(const struct ctl_args *a)
@@ -68,6 +70,15 @@ int ctl_check(const struct ctl_args *a)
     if (!key)
         strncat(detail, " missing (backendctl keygen)", sizeof detail - strlen(detail) - 1);
     bad += report("signing key", key, detail);
+
+    struct bk_secret_key sk;
+    snprintf(detail, sizeof detail, "%s/%s", bk_config_str("key_dir"), BK_SECRET_FILE);
+    key = bk_secret_get(bk_config_str("key_dir"), BK_SECRET_CURRENT, NULL, &sk) == 0;
+    sodium_memzero(&sk, sizeof sk);
+    if (!key)
+        strncat(detail, " missing or unreadable (backendctl keygen)",
+                sizeof detail - strlen(detail) - 1);
+    bad += report("server secret", key, detail);
 
     if (bad)
         fprintf(stderr, "check: %d problem%s (above)\n", bad, bad == 1 ? "" : "s");

@@ -27,7 +27,8 @@ struct ctl_cmd {
 
 static const struct ctl_opt NO_OPTS[] = {{0}};
 static const struct ctl_opt KEYGEN_OPTS[] = {
-    {"rotate", NULL, false, "make a new signing key; older public keys keep verifying", 0, 0},
+    {"rotate", NULL, false,
+     "make a new signing key and server key; older ones keep verifying and opening", 0, 0},
     {0},
 };
 static const struct ctl_opt TOKEN_OPTS[] = {
@@ -67,7 +68,8 @@ static const struct ctl_cmd COMMANDS[] = {
     {"migrate", ctl_migrate, "", 0, 0, NO_OPTS, "apply schema/*.sql not applied yet, in order",
      "Each file runs in its own transaction with its record in schema_migrations,\n"
      "so a second run does nothing."},
-    {"keygen", ctl_keygen, "", 0, 0, KEYGEN_OPTS, "create the token signing key if missing", NULL},
+    {"keygen", ctl_keygen, "", 0, 0, KEYGEN_OPTS,
+     "create the token signing key and the server secret if missing", NULL},
     {"service-token", ctl_service_token, "NAME", 1, 1, TOKEN_OPTS,
      "print an access token for the service NAME", NULL},
     {"createsuperuser", ctl_createsuperuser, "", 0, 0, SUPERUSER_OPTS, "create a staff superuser",
