@@ -315,8 +315,9 @@ EOF
 # The broker identities: name, tags, then configure, write and read
 # permission (regexes over exchange and queue names) on our vhost. Least
 # privilege: only admin declares, reads commands of every worker or the dead
-# letters; a worker reads its own queue and replies through the default
-# exchange (dead-lettering is the queue's own, it needs no permission); the
+# letters; a worker reads its own queue, replies through the default
+# exchange, and republishes a failing command to backend.retry (a delayed
+# retry) or backend.dlx (moved aside with the reason); the
 # bridge publishes commands and reads its replies (direct reply-to needs no
 # permission); the relay alone publishes events. admin is an impersonator so
 # that replayed dead letters keep the user_id of whoever published them.
@@ -327,7 +328,7 @@ bk_broker_identities() {
     printf '%s\n' 'relay - ^$ ^backend\.events$ ^$'
     for w in "${BK_WORKERS[@]}"; do
         q=${w%-worker}
-        printf '%s\n' "$w - ^\$ ^amq\.default\$ ^$q\.commands\$"
+        printf '%s\n' "$w - ^\$ ^(amq\.default|backend\.retry|backend\.dlx)\$ ^$q\.commands\$"
     done
 }
 

@@ -257,11 +257,51 @@ void bk_amqp_close(amqp_connection_state_t c)
     amqp_destroy_connection(c);
 }
 
-static int declare_exchange(amqp_connection_state_t c, amqp_channel_t ch, const char *name)
+static int declare_exchange_of(amqp_connection_state_t c, amqp_channel_t ch, const char *name,
+                               const char *type)
 {
-    amqp_exchange_declare(c, ch, amqp_cstring_bytes(name), amqp_cstring_bytes("topic"), 0, 1, 0, 0,
+    amqp_exchange_declare(c, ch, amqp_cstring_bytes(name), amqp_cstring_bytes(type), 0, 1, 0, 0,
                           amqp_empty_table);
     return bk_amqp_check(amqp_get_rpc_reply(c), name);
+}
+
+static int declare_exchange(amqp_connection_state_t c, amqp_channel_t ch, const char *name)
+{
+    return declare_exchange_of(c, ch, name, "topic");
+}
+
+/* backend.retry.<tier>: a command waits there ttl_ms, then its TTL
+ * dead-letters it back to backend.commands under its own routing key. */
+static int declare_retry_tier(amqp_connection_state_t c, amqp_channel_t ch, const char *tier,
+                              int ttl_ms)
+{
+    char queue[64];
+    snprintf(queue, sizeof queue, "%s.%s", BK_EX_RETRY, tier);
+    amqp_table_entry_t e[3];
+    e[0].key = amqp_cstring_bytes("x-message-ttl");
+    e[0].value.kind = AMQP_FIELD_KIND_I32;
+    e[0].value.value.i32 = ttl_ms;
+    e[1].key = amqp_cstring_bytes("x-dead-letter-exchange");
+    e[1].value.kind = AMQP_FIELD_KIND_UTF8;
+    e[1].value.value.bytes = amqp_cstring_bytes(BK_EX_COMMANDS);
+    e[2].key = amqp_cstring_bytes("x-queue-type");
+    e[2].value.kind = AMQP_FIELD_KIND_UTF8;
+    e[2].value.value.bytes = amqp_cstring_bytes("classic");
+    amqp_table_t args = {3, e};
+    amqp_queue_declare(c, ch, amqp_cstring_bytes(queue), 0, 1, 0, 0, args);
+    if (bk_amqp_check(amqp_get_rpc_reply(c), queue) != 0)
+        return -1;
+    amqp_table_entry_t m[2];
+    m[0].key = amqp_cstring_bytes("x-match");
+    m[0].value.kind = AMQP_FIELD_KIND_UTF8;
+    m[0].value.value.bytes = amqp_cstring_bytes("all");
+    m[1].key = amqp_cstring_bytes("x-bk-retry-tier");
+    m[1].value.kind = AMQP_FIELD_KIND_UTF8;
+    m[1].value.value.bytes = amqp_cstring_bytes(tier);
+    amqp_table_t match = {2, m};
+    amqp_queue_bind(c, ch, amqp_cstring_bytes(queue), amqp_cstring_bytes(BK_EX_RETRY),
+                    amqp_empty_bytes, match);
+    return bk_amqp_check(amqp_get_rpc_reply(c), "queue.bind (retry tier)");
 }
 
 static int declare_queue(amqp_connection_state_t c, amqp_channel_t ch, const char *name,
@@ -294,7 +334,10 @@ int bk_amqp_declare_topology(amqp_connection_state_t c, amqp_channel_t ch)
 {
     if (declare_exchange(c, ch, BK_EX_COMMANDS) || declare_exchange(c, ch, BK_EX_EVENTS) ||
         declare_exchange(c, ch, BK_EX_DLX) || declare_queue(c, ch, BK_Q_DEAD, false) ||
-        bind(c, ch, BK_Q_DEAD, BK_EX_DLX, "#"))
+        bind(c, ch, BK_Q_DEAD, BK_EX_DLX, "#") ||
+        declare_exchange_of(c, ch, BK_EX_RETRY, "headers") ||
+        declare_retry_tier(c, ch, "1s", 1000) || declare_retry_tier(c, ch, "5s", 5000) ||
+        declare_retry_tier(c, ch, "30s", 30000))
         return -1;
     for (const struct bk_amqp_queue *q = bk_amqp_queues; q->worker; q++) {
         if (declare_queue(c, ch, q->queue, true))

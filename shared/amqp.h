@@ -11,6 +11,10 @@
 #define BK_EX_EVENTS   "backend.events"
 #define BK_EX_DLX      "backend.dlx"
 #define BK_Q_DEAD      "backend.dead"
+/* Delayed retries: a headers exchange routing on x-bk-retry-tier to the
+ * queues backend.retry.<tier>, whose message TTL dead-letters a command back
+ * to backend.commands with its routing key (shared/worker.c retry_later). */
+#define BK_EX_RETRY "backend.retry"
 
 /* One worker queue and the command prefixes bound to it. */
 struct bk_amqp_queue {

@@ -543,6 +543,14 @@ struct runtime {
     long max_deliveries;
     char public_base[512]; /* public_base_url without its trailing slash */
     uint64_t ack_upto;     /* the last delivery done and not acked yet, 0: none */
+    /* Deliveries taken off the channel while the database is away, oldest
+     * first: held unsettled (an outage costs them no delivery), run when it
+     * is back, or answered 503 when their caller's time runs out. */
+    amqp_envelope_t *held;
+    size_t n_held, cap_held;
+    bool retry_ch_open;   /* channel 2 of the reply connection, in confirm mode */
+    uint64_t retry_tag;   /* the last publish on it */
+    char last_error[160]; /* why the last attempt failed (for the retry headers) */
 };
 
 /* What we know of one delivery, read from its AMQP properties. */
@@ -559,9 +567,13 @@ struct delivery {
     char client_ip[64];
     char request_target[BK_LINK_MAX];
     char test_crash[32];
+    int64_t test_fail; /* x-test-fail (test builds): fail until this many attempts failed */
     int64_t delivery_count;
-    int64_t sent_at_ms;    /* 0 when unknown */
-    int64_t expiration_ms; /* -1 when none */
+    int64_t attempts;         /* failed attempts before this delivery (x-bk-attempts) */
+    int64_t delays;           /* delayed retries so far (x-bk-delays) */
+    int64_t first_failure_ms; /* x-bk-first-failure, 0: none yet */
+    int64_t sent_at_ms;       /* 0 when unknown */
+    int64_t expiration_ms;    /* -1 when none */
     amqp_bytes_t body;
 };
 
@@ -591,6 +603,13 @@ static int64_t field_int(const amqp_field_value_t *v, bool *ok)
         *ok = false;
         return 0;
     }
+}
+
+/* Did this worker itself publish the delivery (a delayed retry)? The broker
+ * checks user_id against the connection, so only our identity can claim it. */
+static bool republished_by_us(const struct delivery *d)
+{
+    return d->user_id[0] && strcmp(d->user_id, bk_amqp_user(BK_AMQP_PROCESS)) == 0;
 }
 
 static void read_delivery(const amqp_envelope_t *env, struct delivery *d)
@@ -636,10 +655,24 @@ static void read_delivery(const amqp_envelope_t *env, struct delivery *d)
             int64_t v = field_int(&e->value, &ok);
             if (ok && v > 0) /* a publisher's own header can only add */
                 d->delivery_count = v;
+        } else if (strcmp(key, "x-test-fail") == 0) {
+            int64_t v = field_int(&e->value, &ok);
+            if (ok && v > 0)
+                d->test_fail = v;
         } else if (strcmp(key, "timestamp_in_ms") == 0) {
             int64_t v = field_int(&e->value, &ok);
             if (ok && v > 0)
                 d->sent_at_ms = v;
+        } else if (strcmp(key, "x-bk-attempts") == 0 || strcmp(key, "x-bk-delays") == 0 ||
+                   strcmp(key, "x-bk-first-failure") == 0) {
+            /* a publisher could only make its own command give up sooner */
+            int64_t v = field_int(&e->value, &ok);
+            if (ok && v > 0 && strcmp(key, "x-bk-attempts") == 0)
+                d->attempts = v;
+            else if (ok && v > 0 && strcmp(key, "x-bk-delays") == 0)
+                d->delays = v;
+            else if (ok && v > 0)
+                d->first_failure_ms = v;
         } else if (e->value.kind == AMQP_FIELD_KIND_UTF8 ||
                    e->value.kind == AMQP_FIELD_KIND_BYTES) {
             if (strcmp(key, "x-request-id") == 0 &&
@@ -652,6 +685,11 @@ static void read_delivery(const amqp_envelope_t *env, struct delivery *d)
                 bk_amqp_cstr(e->value.value.bytes, d->request_target, sizeof d->request_target);
             else if (strcmp(key, "x-test-crash") == 0)
                 bk_amqp_cstr(e->value.value.bytes, d->test_crash, sizeof d->test_crash);
+            else if (strcmp(key, "x-bk-publisher") == 0 && republished_by_us(d) &&
+                     e->value.value.bytes.len < sizeof d->user_id)
+                /* a delayed retry: the worker republished it, the original
+                 * publisher's identity rides along (only we can publish as us) */
+                bk_amqp_cstr(e->value.value.bytes, d->user_id, sizeof d->user_id);
         }
     }
 }
@@ -1093,12 +1131,32 @@ static void maybe_crash(const struct delivery *d, const char *when)
 #endif
 }
 
-/* Runs a write command: inbox, transaction, outbox. The reply is sent and
- * the delivery acked or requeued here. */
-static void run_write(struct runtime *rt, const struct delivery *d, const struct bk_command *cmd,
-                      struct bk_call *c)
+/* What became of one attempt at a delivery. */
+enum outcome {
+    DONE,   /* settled (acked, dead-lettered) and answered */
+    FAILED, /* the command failed: unsettled; retried, later, or moved aside */
+    OUTAGE, /* the database is unreachable: unsettled; run again when it is back */
+};
+
+/* After a failed attempt: an outage when the database connection is gone
+ * (costs the command nothing), else a failure of the command itself. */
+static enum outcome failure(struct runtime *rt, const char *what, const char *sqlstate)
+{
+    if (PQstatus(bk_db_conn(rt->db)) != CONNECTION_OK)
+        return OUTAGE;
+    snprintf(rt->last_error, sizeof rt->last_error, "%s%s%s", what,
+             sqlstate && *sqlstate ? ", SQLSTATE " : "", sqlstate ? sqlstate : "");
+    return FAILED;
+}
+
+/* Runs a write command: inbox, transaction, outbox. On DONE the reply is
+ * sent and the delivery acked; otherwise nothing is settled. */
+static enum outcome run_write(struct runtime *rt, const struct delivery *d,
+                              const struct bk_command *cmd, struct bk_call *c)
 {
     struct inbox_key k;
+    enum outcome result = DONE;
+    const char *what = "the inbox";
     msgpack_sbuffer reply;
     msgpack_sbuffer_init(&reply);
     if (inbox_key_init(rt, d, c, &k) != 0)
@@ -1115,9 +1173,11 @@ static void run_write(struct runtime *rt, const struct delivery *d, const struct
         goto retry;
     int rc = cmd->handler(c);
     if (rc != 0 || !c->st->replied || c->st->status >= 500) {
+        what = "the handler failed";
         bk_db_simple(rt->db, "ROLLBACK");
         goto retry;
     }
+    what = "storing the outcome";
     if (pack_reply(&reply, c->st->status, c->st->body, c->st->headers, c->st->blob, c->st->blob_len,
                    &c->actor) != 0) {
         bk_db_simple(rt->db, "ROLLBACK");
@@ -1159,22 +1219,22 @@ static void run_write(struct runtime *rt, const struct delivery *d, const struct
     ack(rt, d);
     goto out;
 retry:
-    bk_log(BK_WARN, d->request_id, "%s failed (delivery %lld), will be retried", d->command,
-           (long long)d->delivery_count + 1);
-    requeue(rt, d);
+    result = failure(rt, what, c->st->sqlstate);
+    bk_log(BK_WARN, d->request_id, "%s failed (%s): %s", d->command,
+           result == OUTAGE ? "database unreachable" : rt->last_error,
+           result == OUTAGE ? "held until it is back" : "will be retried");
 out:
     inbox_key_free(&k);
     msgpack_sbuffer_destroy(&reply);
+    return result;
 }
 
-static void run_read(struct runtime *rt, const struct delivery *d, const struct bk_command *cmd,
-                     struct bk_call *c)
+static enum outcome run_read(struct runtime *rt, const struct delivery *d,
+                             const struct bk_command *cmd, struct bk_call *c)
 {
     int rc = cmd->handler(c);
-    if (rc != 0 || !c->st->replied || c->st->status >= 500) {
-        requeue(rt, d);
-        return;
-    }
+    if (rc != 0 || !c->st->replied || c->st->status >= 500)
+        return failure(rt, "the handler failed", c->st->sqlstate);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     if (pack_reply(&sb, c->st->status, c->st->body, c->st->headers, c->st->blob, c->st->blob_len,
@@ -1182,6 +1242,7 @@ static void run_read(struct runtime *rt, const struct delivery *d, const struct 
         send_reply_bytes(rt, d, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
     ack(rt, d);
+    return DONE;
 }
 
 /* "<worker>.health" is built in: the bridge's health check travels the path
@@ -1206,8 +1267,12 @@ static void answer_health(struct runtime *rt, const struct delivery *d)
                json_pack("{s:s, s:s}", "worker", rt->name, "database", database));
 }
 
-static void process(struct runtime *rt, const amqp_envelope_t *env)
+/* One attempt at a delivery. Refusals (malformed, unknown, expired, too many
+ * deliveries) are settled here; a failure or an outage is left unsettled for
+ * handle() to decide. */
+static enum outcome process(struct runtime *rt, const amqp_envelope_t *env)
 {
+    enum outcome result = DONE;
     struct delivery d;
     read_delivery(env, &d);
     default_request_id(&d);
@@ -1289,7 +1354,7 @@ static void process(struct runtime *rt, const amqp_envelope_t *env)
     }
 
     if (bk_db_ensure(rt->db) != 0) {
-        requeue(rt, &d);
+        result = OUTAGE;
         goto out;
     }
     struct bk_call_state st = {0};
@@ -1308,14 +1373,17 @@ static void process(struct runtime *rt, const amqp_envelope_t *env)
         .st = &st,
     };
     int a = authenticate(rt, &d, cmd, bk_codec_get(&msg.data, "auth"), &c);
-    if (a < 0) {
-        requeue(rt, &d);
-    } else if (a > 0) {
+    if (a < 0)
+        result = failure(rt, "reading the caller", st.sqlstate);
+    else if (a > 0)
         ack(rt, &d);
-    } else if (cmd->flags & BK_READ) {
-        run_read(rt, &d, cmd, &c);
-    } else {
-        run_write(rt, &d, cmd, &c);
+    else if (cmd->flags & BK_READ)
+        result = run_read(rt, &d, cmd, &c);
+    else
+        result = run_write(rt, &d, cmd, &c);
+    if (result != DONE) {
+        call_state_free(&st);
+        goto out;
     }
     /* one line per command: with the bridge's access line, one grep of the
      * request id shows the whole path */
@@ -1332,6 +1400,280 @@ static void process(struct runtime *rt, const amqp_envelope_t *env)
     call_state_free(&st);
 out:
     msgpack_unpacked_destroy(&msg);
+    return result;
+}
+
+/* ---- failures: outages wait, failures retry later, then move aside -------- */
+
+/* Attempts right away before a delayed retry (a serialization failure or a
+ * deadlock usually passes at once). */
+#define IMMEDIATE_ATTEMPTS 3
+/* Delayed retries: each tier is a queue whose TTL dead-letters the command
+ * back to backend.commands (see bk_amqp_declare_topology). */
+static const char *const RETRY_TIERS[] = {"1s", "5s", "30s"};
+#define N_TIERS ((int64_t)(sizeof RETRY_TIERS / sizeof RETRY_TIERS[0]))
+/* A held command's caller gets 503 this long before its own deadline, so the
+ * answer arrives before the bridge gives up (and the command never runs). */
+#define EXPIRY_MARGIN_MS 500
+
+/* 503 + Retry-After: the service cannot run it now; nothing was done. */
+static void send_unavailable(struct runtime *rt, const struct delivery *d)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    json_t *body =
+        json_pack("{s:s}", "detail", "Service temporarily unavailable, try again later.");
+    json_t *headers = json_pack("{s:s}", "Retry-After", "1");
+    if (body && headers && pack_reply(&sb, 503, body, headers, NULL, 0, NULL) == 0)
+        send_reply_bytes(rt, d, sb.data, sb.size);
+    json_decref(body);
+    json_decref(headers);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* A held delivery whose caller is about to give up: answered 503 and moved
+ * to backend.dead unrun (like an expired command). True when it was. */
+static bool give_up_if_due(struct runtime *rt, const amqp_envelope_t *env)
+{
+    struct delivery d;
+    read_delivery(env, &d);
+    default_request_id(&d);
+    if (d.expiration_ms < 0 || d.sent_at_ms <= 0 ||
+        bk_now_ms() < d.sent_at_ms + d.expiration_ms - EXPIRY_MARGIN_MS)
+        return false;
+    bk_log(BK_WARN, d.request_id, "%s: the database is still away at its caller's deadline: 503",
+           d.command);
+    dead_letter(rt, &d);
+    send_unavailable(rt, &d);
+    return true;
+}
+
+static void held_drop_all(struct runtime *rt)
+{
+    for (size_t i = 0; i < rt->n_held; i++)
+        amqp_destroy_envelope(&rt->held[i]);
+    rt->n_held = 0;
+}
+
+enum wait_result { DB_BACK, SETTLED, LOST, STOPPING };
+
+/* The database is unreachable: keep what we hold unsettled, take no new work
+ * beyond the prefetch (deliveries the broker pushes are held in order),
+ * answer held commands whose callers give up, and return when the database
+ * is back. Waiting inside amqp_consume_message keeps the AMQP heartbeats. */
+static enum wait_result wait_for_database(struct runtime *rt, const amqp_envelope_t *current)
+{
+    int backoff = 100;
+    int64_t since = bk_mono_ms();
+    bk_log(BK_WARN, NULL, "database unreachable: pausing, commands held unsettled");
+    for (;;) {
+        if (stopping)
+            return STOPPING;
+        if (bk_db_ensure(rt->db) == 0) {
+            bk_log(BK_INFO, NULL, "database back after %lld ms: resuming",
+                   (long long)(bk_mono_ms() - since));
+            return DB_BACK;
+        }
+        if (give_up_if_due(rt, current))
+            return SETTLED;
+        size_t kept = 0;
+        for (size_t i = 0; i < rt->n_held; i++) {
+            if (give_up_if_due(rt, &rt->held[i]))
+                amqp_destroy_envelope(&rt->held[i]);
+            else
+                rt->held[kept++] = rt->held[i];
+        }
+        rt->n_held = kept;
+        flush_acks(rt);
+        /* wait (the backoff) for what the broker pushes meanwhile */
+        amqp_envelope_t env;
+        struct timeval tv = {backoff / 1000, (backoff % 1000) * 1000};
+        amqp_maybe_release_buffers(rt->amqp);
+        amqp_rpc_reply_t r = amqp_consume_message(rt->amqp, &env, &tv, 0);
+        if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+            char key[128];
+            bk_amqp_cstr(env.routing_key, key, sizeof key);
+            if (is_health(rt, key)) { /* answered now: "database unavailable" */
+                process(rt, &env);
+                amqp_destroy_envelope(&env);
+                continue;
+            }
+            if (rt->n_held == rt->cap_held) {
+                size_t cap = rt->cap_held ? rt->cap_held * 2 : 16;
+                amqp_envelope_t *n = realloc(rt->held, cap * sizeof *n);
+                if (!n) { /* cannot hold it: back to the queue (counted) */
+                    amqp_basic_nack(rt->amqp, 1, env.delivery_tag, 0, 1);
+                    amqp_destroy_envelope(&env);
+                    continue;
+                }
+                rt->held = n;
+                rt->cap_held = cap;
+            }
+            rt->held[rt->n_held++] = env;
+        } else if (!(r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+                     r.library_error == AMQP_STATUS_TIMEOUT)) {
+            return LOST; /* the broker requeues what the channel held */
+        }
+        /* short steps: a held caller's deadline must not be missed by more
+         * than this (reconnecting to a refusing database is cheap) */
+        backoff = backoff * 2 > 250 ? 250 : backoff * 2;
+    }
+}
+
+/* Channel 2 of the reply connection, in confirm mode, for republishing. */
+static amqp_connection_state_t retry_channel(struct runtime *rt)
+{
+    amqp_connection_state_t conn = reply_conn(rt);
+    if (!conn) {
+        rt->retry_ch_open = false;
+        return NULL;
+    }
+    if (rt->retry_ch_open)
+        return conn;
+    amqp_channel_open(conn, 2);
+    if (bk_amqp_check(amqp_get_rpc_reply(conn), "channel.open (retries)") != 0)
+        return NULL;
+    amqp_confirm_select(conn, 2);
+    if (bk_amqp_check(amqp_get_rpc_reply(conn), "confirm.select (retries)") != 0)
+        return NULL;
+    rt->retry_ch_open = true;
+    rt->retry_tag = 0;
+    return conn;
+}
+
+static amqp_table_entry_t header_str(const char *key, const char *value)
+{
+    amqp_table_entry_t e = {.key = amqp_cstring_bytes(key)};
+    e.value.kind = AMQP_FIELD_KIND_UTF8;
+    e.value.value.bytes = amqp_cstring_bytes(value);
+    return e;
+}
+
+static amqp_table_entry_t header_int(const char *key, int64_t value)
+{
+    amqp_table_entry_t e = {.key = amqp_cstring_bytes(key)};
+    e.value.kind = AMQP_FIELD_KIND_I64;
+    e.value.value.i64 = value;
+    return e;
+}
+
+#define MAX_COPIED_HEADERS 32
+
+/* Publishes a copy of the delivery to exchange (a retry tier, or the dead
+ * letters) with why it failed, and waits for the broker's confirm. The copy
+ * keeps message_id, reply_to, expiration and the request's headers; it is
+ * published as us, with the original publisher in x-bk-publisher. 0 or -1. */
+static int republish(struct runtime *rt, const amqp_envelope_t *env, const struct delivery *d,
+                     const char *exchange, const char *tier)
+{
+    amqp_connection_state_t conn = retry_channel(rt);
+    if (!conn)
+        return -1;
+    amqp_basic_properties_t p = env->message.properties;
+    amqp_table_entry_t h[MAX_COPIED_HEADERS + 8];
+    int n = 0;
+    if (p._flags & AMQP_BASIC_HEADERS_FLAG)
+        for (int i = 0; i < p.headers.num_entries && n < MAX_COPIED_HEADERS; i++) {
+            amqp_bytes_t k = p.headers.entries[i].key;
+            /* ours are written anew; the broker's bookkeeping starts afresh */
+            if ((k.len >= 5 && memcmp(k.bytes, "x-bk-", 5) == 0) ||
+                (k.len >= 8 && memcmp(k.bytes, "x-death", 7) == 0) ||
+                (k.len == 16 && memcmp(k.bytes, "x-delivery-count", 16) == 0) ||
+                (k.len > 8 && memcmp(k.bytes, "x-first-", 8) == 0) ||
+                (k.len > 7 && memcmp(k.bytes, "x-last-", 7) == 0))
+                continue;
+            h[n++] = p.headers.entries[i];
+        }
+    int64_t now = bk_now_ms();
+    h[n++] = header_int("x-bk-attempts", d->attempts + IMMEDIATE_ATTEMPTS);
+    h[n++] = header_int("x-bk-delays", d->delays + (tier ? 1 : 0));
+    h[n++] = header_int("x-bk-first-failure", d->first_failure_ms ? d->first_failure_ms : now);
+    h[n++] = header_int("x-bk-last-failure", now);
+    h[n++] = header_str("x-bk-last-error", rt->last_error);
+    h[n++] = header_str("x-bk-publisher", d->user_id);
+    if (tier)
+        h[n++] = header_str("x-bk-retry-tier", tier);
+    p.headers.entries = h;
+    p.headers.num_entries = n;
+    p._flags |= AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_USER_ID_FLAG;
+    p.user_id = amqp_cstring_bytes(bk_amqp_user(BK_AMQP_PROCESS));
+    if (amqp_basic_publish(conn, 2, amqp_cstring_bytes(exchange), env->routing_key, 0, 0, &p,
+                           env->message.body) != AMQP_STATUS_OK ||
+        bk_amqp_wait_confirms(conn, 2, ++rt->retry_tag, 5000) != 0) {
+        rt->retry_ch_open = false;
+        bk_amqp_close(rt->reply_amqp);
+        rt->reply_amqp = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* The command failed IMMEDIATE_ATTEMPTS times in a row: a delayed retry on
+ * the next tier, or after the last one backend.dead with the reason; then
+ * the delivery is acked. If the broker takes neither copy, the delivery goes
+ * back to its queue as before (counted towards max_deliveries). */
+static void retry_later(struct runtime *rt, const amqp_envelope_t *env)
+{
+    struct delivery d;
+    read_delivery(env, &d);
+    default_request_id(&d);
+    if (d.delays < N_TIERS) {
+        const char *tier = RETRY_TIERS[d.delays];
+        if (republish(rt, env, &d, BK_EX_RETRY, tier) == 0) {
+            bk_log(BK_WARN, d.request_id, "%s failed %lld times (%s): retried in %s", d.command,
+                   (long long)(d.attempts + IMMEDIATE_ATTEMPTS), rt->last_error, tier);
+            ack(rt, &d);
+            return;
+        }
+    } else if (republish(rt, env, &d, BK_EX_DLX, NULL) == 0) {
+        bk_log(BK_ERROR, d.request_id, "%s failed %lld times (%s): dead-lettered", d.command,
+               (long long)(d.attempts + IMMEDIATE_ATTEMPTS), rt->last_error);
+        ack(rt, &d);
+        send_detail(rt, &d, 500, "A server error occurred.");
+        return;
+    }
+    bk_log(BK_WARN, d.request_id, "%s: cannot republish for a later retry: requeued", d.command);
+    requeue(rt, &d);
+}
+
+/* One delivery to its end: an outage waits (uncounted), a failure is tried
+ * again at once a few times, then later. */
+static void handle(struct runtime *rt, const amqp_envelope_t *env)
+{
+    for (int failures = 0;;) {
+        enum outcome o;
+#ifdef BK_TEST_HOOKS
+        /* tests make a command fail its first N attempts, to see the retries */
+        struct delivery t;
+        read_delivery(env, &t);
+        if (t.test_fail > t.attempts + failures) {
+            snprintf(rt->last_error, sizeof rt->last_error, "test hook: x-test-fail");
+            o = FAILED;
+        } else
+#endif
+            o = process(rt, env);
+        if (o == DONE)
+            return;
+        if (o == OUTAGE) {
+            enum wait_result w = wait_for_database(rt, env);
+            if (w == DB_BACK)
+                continue;
+            if (w == LOST) {
+                bk_log(BK_WARN, NULL, "broker connection lost while the database was away");
+                amqp_destroy_connection(rt->amqp);
+                rt->amqp = NULL;
+                rt->ack_upto = 0;
+                held_drop_all(rt);
+            }
+            return; /* SETTLED, or STOPPING: the broker requeues it */
+        }
+        if (++failures < IMMEDIATE_ATTEMPTS) {
+            usleep((useconds_t)(50000 * failures));
+            continue;
+        }
+        retry_later(rt, env);
+        return;
+    }
 }
 
 /* Connects, declares the topology and starts consuming. 0 or -1. */
@@ -1417,13 +1759,20 @@ static int run_copy(const char *name, const struct bk_command *commands, int (*i
             bk_log(BK_INFO, NULL, "consuming %s", queue);
         }
         amqp_envelope_t env;
+        if (rt.n_held > 0) { /* taken while the database was away: oldest first */
+            env = rt.held[0];
+            memmove(rt.held, rt.held + 1, --rt.n_held * sizeof *rt.held);
+            handle(&rt, &env);
+            amqp_destroy_envelope(&env);
+            continue;
+        }
         struct timeval tv = {1, 0};
         if (!amqp_data_in_buffer(rt.amqp) && !amqp_frames_enqueued(rt.amqp))
             flush_acks(&rt); /* about to wait: settle what is done */
         amqp_maybe_release_buffers(rt.amqp);
         amqp_rpc_reply_t r = amqp_consume_message(rt.amqp, &env, &tv, 0);
         if (r.reply_type == AMQP_RESPONSE_NORMAL) {
-            process(&rt, &env);
+            handle(&rt, &env);
             amqp_destroy_envelope(&env);
             continue;
         }
@@ -1448,6 +1797,8 @@ static int run_copy(const char *name, const struct bk_command *commands, int (*i
     flush_acks(&rt);
     status = 0;
 out:
+    held_drop_all(&rt);
+    free(rt.held);
     bk_outbox_stop(rt.outbox);
     bk_amqp_close(rt.amqp);
     bk_amqp_close(rt.reply_amqp);

@@ -17,15 +17,14 @@
 
 static bool is_bookkeeping(amqp_bytes_t key)
 {
-    static const char *const drop[] = {"x-death",
-                                       "x-delivery-count",
-                                       "x-first-death-exchange",
-                                       "x-first-death-queue",
-                                       "x-first-death-reason",
-                                       "x-last-death-exchange",
-                                       "x-last-death-queue",
-                                       "x-last-death-reason",
-                                       NULL};
+    static const char *const drop[] = {
+        "x-death", "x-delivery-count", "x-first-death-exchange", "x-first-death-queue",
+        "x-first-death-reason", "x-last-death-exchange", "x-last-death-queue",
+        "x-last-death-reason",
+        /* the runtime's retry count: a replay
+         * starts afresh (x-bk-publisher stays) */
+        "x-bk-attempts", "x-bk-delays", "x-bk-first-failure", "x-bk-last-failure",
+        "x-bk-last-error", "x-bk-retry-tier", NULL};
     for (int i = 0; drop[i]; i++)
         if (key.len == strlen(drop[i]) && memcmp(key.bytes, drop[i], key.len) == 0)
             return true;
