@@ -112,10 +112,6 @@ static const char *read_envelope(const struct runtime *rt, const amqp_envelope_t
         bk_amqp_cstr(p->user_id, e->publisher, sizeof e->publisher);
     if (p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG)
         bk_amqp_cstr(p->message_id, message_id, sizeof message_id);
-    /* only the relay may publish events (the broker's permissions); a
-     * subscriber checks anyway, since it acts on what an event says */
-    if (rt->trusted && strcmp(e->publisher, rt->trusted) != 0)
-        return "not published by the relay (user_id)";
     if (body->type != MSGPACK_OBJECT_MAP)
         return "the body is not a map";
     const msgpack_object *v = bk_codec_get(body, "v");
@@ -128,6 +124,10 @@ static const char *read_envelope(const struct runtime *rt, const amqp_envelope_t
         return "\"id\" is not a UUID";
     if (message_id[0] && strcmp(message_id, e->id) != 0)
         return "message_id is not the event id";
+    /* only the relay may publish events (the broker's permissions); a
+     * subscriber checks anyway, since it acts on what an event says */
+    if (rt->trusted && strcmp(e->publisher, rt->trusted) != 0)
+        return "not published by the relay (user_id)";
     if (!obj_str(bk_codec_get(body, "occurred_at"), e->occurred_at, sizeof e->occurred_at))
         return "\"occurred_at\" is missing";
     /* the request id of what caused the event: the logs' thread to follow */

@@ -152,6 +152,11 @@ static enum bk_effect load_user(struct bk_event *ev, int64_t id, struct user *u)
     snprintf(u->email, sizeof u->email, "%s", PQgetvalue(r, 0, 1));
     snprintf(u->name, sizeof u->name, "%s",
              *PQgetvalue(r, 0, 2) ? PQgetvalue(r, 0, 2) : u->username);
+    /* a name is one line: a line break in a first name (register takes any
+     * text) would otherwise split the greeting (headers encode it anyway) */
+    for (char *c = u->name; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = ' ';
     rc = BK_EFFECT_DONE;
 out:
     PQclear(r);
