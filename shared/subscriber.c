@@ -257,7 +257,7 @@ static int wait_connection(struct runtime *rt, int64_t ms)
         int64_t left = deadline - bk_mono_ms();
         if (left <= 0)
             return 0;
-        struct timeval tv = {0, (suseconds_t)((left < 1000 ? left : 1000) * 1000)};
+        struct timeval tv = {left >= 1000 ? 1 : 0, left >= 1000 ? 0 : (suseconds_t)(left * 1000)};
         amqp_frame_t f;
         int rc = amqp_simple_wait_frame_noblock(rt->amqp, &f, &tv);
         if (rc == AMQP_STATUS_TIMEOUT)
