@@ -11,7 +11,9 @@
 #   <dir>/broker/     <identity>.password of each broker user the scripts create
 #                     (dir 700, files 600; see bk_broker_identities)
 #   <dir>/log/        <name>.log of each worker and the bridge
-#   <dir>/<name>.pid  PID of each worker and the bridge
+#   <dir>/mail/       mails of the file backend (mail_backend = file), one .eml each
+#   <dir>/smtp/       test instance: the SMTP server's maildir (bk_smtp_start)
+#   <dir>/<name>.pid  PID of each worker and the bridge (smtp.pid: the test SMTP server)
 #   <dir>/instance.env  the ports the services were started with
 # Two instances exist: "run" (scripts/run: <repo>/.run) and "test"
 # (scripts/test: <repo>/.run/test, or $BK_TEST_DIR; ports + $BK_PORT_OFFSET).
@@ -21,7 +23,13 @@ BK_PG_BIN=/usr/lib/postgresql/15/bin
 BK_RMQ_BIN=/usr/lib/rabbitmq/bin
 # Processes scripts/run and scripts/test start, in start order.
 BK_WORKERS=(auth-worker profile-worker order-worker payment-worker)
-BK_PROCS=("${BK_WORKERS[@]}" bridge)
+# Event subscribers (shared/subscriber.c): no command queue, no relay; each
+# reads its own <name>.events queue, which backendctl broker-setup binds.
+BK_SUBSCRIBERS=(notify-worker)
+BK_PROCS=("${BK_WORKERS[@]}" "${BK_SUBSCRIBERS[@]}" bridge)
+# The events the notify worker mails: the only ones its identity may bind
+# (topic permission), the same list as notify.events' bindings in shared/amqp.c.
+BK_NOTIFY_EVENTS=(user.password_reset_requested user.password_changed user.registered)
 # Worker queues: at most this many ready commands each (a publish beyond is
 # refused), and a command delivered this often is dead-lettered by the broker
 # (a second guard behind the runtime's max_deliveries).
@@ -69,7 +77,7 @@ bk_tail() {
 
 # bk_instance run|test: sets BK_INSTANCE BK_RUN_DIR BK_LOG_DIR BK_KEY_DIR
 # BK_RMQ_DIR BK_BROKER_DIR BK_PG_DIR BK_NODE BK_AMQP_PORT BK_DIST_PORT BK_EPMD_PORT
-# BK_PG_PORT BK_HTTP_PORT BK_BUILD_DIR BK_BIN_DIR. When the instance's
+# BK_PG_PORT BK_HTTP_PORT BK_SMTP_PORT BK_MAIL_DIR BK_BUILD_DIR BK_BIN_DIR. When the instance's
 # services run, the ports they were started with win (instance.env).
 bk_instance() {
     local off=0
@@ -78,6 +86,7 @@ bk_instance() {
     run)
         BK_RUN_DIR=$BK_REPO/.run
         BK_AMQP_PORT=5673 BK_DIST_PORT=25673 BK_EPMD_PORT=4370 BK_PG_PORT=5433 BK_HTTP_PORT=8000
+        BK_SMTP_PORT= # the run instance writes mails to files (mail_backend = file)
         BK_NODE=backend_run@localhost
         BK_BUILD_DIR=$BK_REPO/build/release
         ;;
@@ -87,6 +96,7 @@ bk_instance() {
         BK_RUN_DIR=${BK_TEST_DIR:-$BK_REPO/.run/test}
         BK_AMQP_PORT=$((5674 + off)) BK_DIST_PORT=$((25674 + off)) BK_EPMD_PORT=$((4371 + off))
         BK_PG_PORT=$((5435 + off)) BK_HTTP_PORT=$((8001 + off))
+        BK_SMTP_PORT=$((2526 + off)) # the test SMTP server (bk_smtp_start)
         BK_NODE=backend_test@localhost
         [ "$off" = 0 ] || BK_NODE=backend_test$off@localhost
         BK_BUILD_DIR=$BK_REPO/build/test
@@ -100,6 +110,7 @@ bk_instance() {
     BK_RMQ_DIR=$BK_RUN_DIR/rabbitmq
     BK_BROKER_DIR=$BK_RUN_DIR/broker
     BK_PG_DIR=$BK_RUN_DIR/pg
+    BK_MAIL_DIR=$BK_RUN_DIR/mail
     BK_BIN_DIR=$BK_BUILD_DIR/bin
     if [ -f "$BK_RUN_DIR/instance.env" ] && { bk_rmq_alive || bk_pg_alive; }; then
         local want="$BK_AMQP_PORT $BK_PG_PORT $BK_HTTP_PORT"
@@ -144,6 +155,16 @@ bk_export_backend_env() {
     # that tests/integration/test_http_ops.py can check both answers
     if [ "$BK_INSTANCE" = test ]; then
         export BACKEND_CORS_ALLOWED_ORIGINS=${BACKEND_CORS_ALLOWED_ORIGINS:-http://frontend.test}
+    fi
+    # mails: files under the instance (scripts/run), or, for the test
+    # instance, a real SMTP server on 127.0.0.1 (bk_smtp_start) that
+    # tests/integration/test_notify.py reads and stops and starts; retries
+    # back off to 2 s there so that an outage test does not wait a minute
+    export BACKEND_MAIL_DIR=$BK_MAIL_DIR
+    export BACKEND_RESET_URL_TEMPLATE="http://127.0.0.1:$BK_HTTP_PORT/reset/{uid}/{token}"
+    if [ "$BK_INSTANCE" = test ]; then
+        export BACKEND_MAIL_BACKEND=smtp BACKEND_SMTP_HOST=127.0.0.1 BACKEND_SMTP_PORT=$BK_SMTP_PORT
+        export BACKEND_SMTP_SECURITY=none BACKEND_MAIL_RETRY_MAX_S=2
     fi
 }
 
@@ -330,6 +351,13 @@ bk_broker_identities() {
         q=${w%-worker}
         printf '%s\n' "$w - ^\$ ^(amq\.default|backend\.retry|backend\.dlx)\$ ^$q\.commands\$"
     done
+    # a subscriber reads its own queue and nothing else; the optional sixth
+    # field is a topic read permission (exchange=regex over binding keys):
+    # should it ever be granted read on backend.events, it still could bind
+    # only the events it mails, each by its exact name
+    local events
+    events=$(IFS='|' && echo "${BK_NOTIFY_EVENTS[*]}")
+    printf '%s\n' "notify-worker - ^\$ ^\$ ^notify\.events\$ backend.events=^(${events//./\\.})\$"
 }
 
 # bk_broker_setup: after RabbitMQ starts (idempotent): every identity of
@@ -341,7 +369,7 @@ bk_broker_setup() {
     local name tags conf wr rd f w queues=() defs
     mkdir -p "$BK_BROKER_DIR"
     chmod 700 "$BK_BROKER_DIR"
-    while read -r name tags conf wr rd; do
+    while read -r name tags conf wr rd _; do
         f=$BK_BROKER_DIR/$name.password
         if [ ! -s "$f" ]; then
             (umask 077 && head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$f")
@@ -355,9 +383,12 @@ bk_broker_setup() {
         BK_QUEUE_MAX_LENGTH=$BK_QUEUE_MAX_LENGTH BK_QUEUE_DELIVERY_LIMIT=$BK_QUEUE_DELIVERY_LIMIT \
         /usr/bin/python3 -c '
 import base64, hashlib, json, os, sys
-users, perms = [], []
+users, perms, topics = [], [], []
 for line in sys.stdin:
-    name, tags, conf, write, read = line.split()
+    name, tags, conf, write, read, *topic = line.split()
+    for t in topic:
+        exchange, regex = t.split("=", 1)
+        topics.append({"user": name, "vhost": "/", "exchange": exchange, "write": "^$", "read": regex})
     with open(os.path.join(os.environ["BK_BROKER_DIR"], name + ".password")) as f:
         pw = f.read().strip().encode()
     salt = os.urandom(4)  # rabbit_password_hashing_sha256: base64(salt + sha256(salt + pw))
@@ -369,7 +400,8 @@ policy = {"vhost": "/", "name": "backend-worker-queues", "pattern": os.environ["
           "apply-to": "queues", "priority": 0,
           "definition": {"max-length": int(os.environ["BK_QUEUE_MAX_LENGTH"]), "overflow": "reject-publish",
                          "delivery-limit": int(os.environ["BK_QUEUE_DELIVERY_LIMIT"])}}
-print(json.dumps({"users": users, "permissions": perms, "policies": [policy]}))
+print(json.dumps({"users": users, "permissions": perms, "topic_permissions": topics,
+                  "policies": [policy]}))
 ') || die "could not build the broker definitions (python3 output above)"
     bk_rabbitmqctl import_definitions <<<"$defs" >/dev/null ||
         die "rabbitmqctl import_definitions failed (output above); log $BK_RMQ_DIR/log/$BK_NODE.log"
@@ -576,11 +608,15 @@ bk_migrate_keygen() {
 }
 
 # bk_proc_identity NAME: export the broker identity of process NAME (its
-# own, named like it; a worker's outbox relay logs in as relay).
+# own, named like it; a worker's outbox relay logs in as relay; a subscriber
+# learns the relay's name, to check who published an event, not its password).
 bk_proc_identity() {
     export BACKEND_AMQP_USER=$1 BACKEND_AMQP_PASSWORD_FILE=$BK_BROKER_DIR/$1.password
-    case $1 in
-    *-worker) export BACKEND_RELAY_AMQP_USER=relay BACKEND_RELAY_AMQP_PASSWORD_FILE=$BK_BROKER_DIR/relay.password ;;
+    case " ${BK_WORKERS[*]} " in
+    *" $1 "*) export BACKEND_RELAY_AMQP_USER=relay BACKEND_RELAY_AMQP_PASSWORD_FILE=$BK_BROKER_DIR/relay.password ;;
+    esac
+    case " ${BK_SUBSCRIBERS[*]} " in
+    *" $1 "*) export BACKEND_RELAY_AMQP_USER=relay ;;
     esac
 }
 
@@ -637,6 +673,38 @@ bk_procs_status() {
     done
     return $rc
 }
+
+# ---------------------------------------------------------------- test SMTP server
+
+# A real SMTP server for the test instance: Debian's python3-aiosmtpd with its
+# Mailbox handler, every mail it accepts in the maildir <instance>/smtp/
+# (new/ holds one file per mail). tests/integration/test_notify.py stops and
+# starts it (same command, same smtp.pid) to show that mails wait.
+bk_smtp_cmd() {
+    printf '%s\n' /usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$BK_SMTP_PORT" \
+        -c aiosmtpd.handlers.Mailbox "$BK_RUN_DIR/smtp"
+}
+
+bk_smtp_start() {
+    local pid cmd
+    if bk_pid_alive "$BK_RUN_DIR/smtp.pid" aiosmtpd; then
+        note "SMTP server already running (pid $(bk_pid_of "$BK_RUN_DIR/smtp.pid"), 127.0.0.1:$BK_SMTP_PORT)"
+        return 0
+    fi
+    bk_port_busy "$BK_SMTP_PORT" && die "port $BK_SMTP_PORT (the test SMTP server) is used by another program; stop it or pick other ports (BK_PORT_OFFSET)"
+    mkdir -p "$BK_LOG_DIR"
+    mapfile -t cmd < <(bk_smtp_cmd)
+    say "starting the test SMTP server on 127.0.0.1:$BK_SMTP_PORT (maildir $BK_RUN_DIR/smtp)"
+    (exec setsid "${cmd[@]}" >>"$BK_LOG_DIR/smtp.log" 2>&1 </dev/null) &
+    pid=$!
+    echo "$pid" >"$BK_RUN_DIR/smtp.pid"
+    bk_wait_port "$BK_SMTP_PORT" 15 "$pid" || {
+        bk_tail "$BK_LOG_DIR/smtp.log"
+        die "the SMTP server did not start on $BK_SMTP_PORT; see $BK_LOG_DIR/smtp.log"
+    }
+}
+
+bk_smtp_stop() { bk_stop_pid "SMTP server" "$BK_RUN_DIR/smtp.pid" aiosmtpd TERM 10; }
 
 bk_health_url() { printf 'http://127.0.0.1:%s/api/health/' "$BK_HTTP_PORT"; }
 

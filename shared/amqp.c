@@ -24,6 +24,24 @@ const struct bk_amqp_queue bk_amqp_queues[] = {
     {NULL, NULL, NULL},
 };
 
+/* The notify worker mails these (workers/notify/main.c handles exactly
+ * them; scripts/lib.sh grants its identity the same names). */
+static const char *const notify_events[] = {"user.password_reset_requested",
+                                            "user.password_changed", "user.registered", NULL};
+
+const struct bk_amqp_subscription bk_amqp_subscriptions[] = {
+    {"notify", "notify.events", notify_events},
+    {NULL, NULL, NULL},
+};
+
+const struct bk_amqp_subscription *bk_amqp_subscription_of(const char *subscriber)
+{
+    for (const struct bk_amqp_subscription *s = bk_amqp_subscriptions; s->subscriber; s++)
+        if (strcmp(s->subscriber, subscriber) == 0)
+            return s;
+    return NULL;
+}
+
 const struct bk_amqp_queue *bk_amqp_queue_for(const char *command)
 {
     const char *dot = strchr(command, '.');
@@ -348,6 +366,16 @@ int bk_amqp_declare_topology(amqp_connection_state_t c, amqp_channel_t ch)
             if (bind(c, ch, q->queue, BK_EX_COMMANDS, key))
                 return -1;
         }
+    }
+    /* no dead-lettering for events: backend.dead holds commands, and
+     * replaying an event onto backend.commands would be a category error; a
+     * subscriber keeps what it cannot handle yet and logs what it refuses */
+    for (const struct bk_amqp_subscription *s = bk_amqp_subscriptions; s->subscriber; s++) {
+        if (declare_queue(c, ch, s->queue, false))
+            return -1;
+        for (const char *const *e = s->events; *e; e++)
+            if (bind(c, ch, s->queue, BK_EX_EVENTS, *e))
+                return -1;
     }
     return 0;
 }

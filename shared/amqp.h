@@ -26,6 +26,22 @@ struct bk_amqp_queue {
 /* The worker queues, ending with a zeroed entry. */
 extern const struct bk_amqp_queue bk_amqp_queues[];
 
+/* One event subscriber's queue and the events bound to it on backend.events,
+ * each by its exact name (never a wildcard: a secret event such as
+ * user.password_reset_requested must be asked for by name). */
+struct bk_amqp_subscription {
+    const char *subscriber;    /* "notify": its process is notify-worker */
+    const char *queue;         /* "notify.events" */
+    const char *const *events; /* {"user.registered", ..., NULL} */
+};
+
+/* The subscribers' queues, ending with a zeroed entry. Not worker queues:
+ * the bridge neither routes to them nor counts them in its health. */
+extern const struct bk_amqp_subscription bk_amqp_subscriptions[];
+
+/* The subscription of subscriber ("notify"), or NULL. */
+const struct bk_amqp_subscription *bk_amqp_subscription_of(const char *subscriber);
+
 /* The queue serving command (by its prefix before the first dot), or NULL. */
 const struct bk_amqp_queue *bk_amqp_queue_for(const char *command);
 
@@ -55,8 +71,9 @@ amqp_connection_state_t bk_amqp_connect(const char *name, int heartbeat_s);
 /* Closes and destroys; c may be NULL. */
 void bk_amqp_close(amqp_connection_state_t c);
 
-/* Declares exchanges, worker queues (quorum, dead-lettering to backend.dlx)
- * and backend.dead with their bindings on channel ch. Idempotent. 0 or -1.
+/* Declares exchanges, worker queues (quorum, dead-lettering to backend.dlx),
+ * backend.dead and the subscribers' queues (quorum, bound to their events on
+ * backend.events) with their bindings on channel ch. Idempotent. 0 or -1.
  * Needs configure permission: only the admin identity has it (backendctl
  * broker-setup); the components find the topology in place. */
 int bk_amqp_declare_topology(amqp_connection_state_t c, amqp_channel_t ch);

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shared/mail.h"
+
 enum type {
     T_STR,     /* any text */
     T_INT,     /* a whole number within [min, max] */
@@ -15,6 +17,9 @@ enum type {
     T_URL,     /* http(s)://host[:port][/path], no trailing slash, query or fragment */
     T_ORIGINS, /* a list of http(s)://host[:port] (CORS origins) */
     T_HOSTS,   /* a list of host names (".example.com" for subdomains, "*" for any) */
+    T_ADDR,    /* a bare mail address (local@domain), safe in a header and an SMTP envelope */
+    T_LINK,    /* a T_URL that may hold {placeholders} (the key's choices name the allowed
+                  ones, each required); a query is allowed */
 };
 
 struct key {
@@ -28,6 +33,9 @@ struct key {
 };
 
 static const char *const LOG_LEVELS[] = {"debug", "info", "warn", "warning", "error", NULL};
+static const char *const MAIL_BACKENDS[] = {"file", "smtp", "console", NULL};
+static const char *const SMTP_SECURITY[] = {"none", "starttls", "tls", NULL};
+static const char *const RESET_URL_PLACEHOLDERS[] = {"uid", "token", NULL};
 
 #define STR(n, d, h)                                                                               \
     {                                                                                              \
@@ -48,6 +56,10 @@ static const char *const LOG_LEVELS[] = {"debug", "info", "warn", "warning", "er
 #define TYPED(n, t, d, h)                                                                          \
     {                                                                                              \
         n, t, d, 0, 0, NULL, false, h                                                              \
+    }
+#define CHOICE(n, d, c, h)                                                                         \
+    {                                                                                              \
+        n, T_CHOICE, d, 0, 0, c, false, h                                                          \
     }
 #define MIB (1024L * 1024L)
 
@@ -130,6 +142,30 @@ static const struct key KEYS[] = {
     INT("login_max_failures_address", "50", 1, 1000000,
         "failed logins per client address within the window, then 429"),
     INT("login_window_s", "900", 1, 7L * 86400, "the login throttling window, seconds"),
+    /* mail (the notify worker: README "Mail") */
+    CHOICE("mail_backend", "file", MAIL_BACKENDS,
+           "where mails go: file (one .eml per mail in mail_dir), smtp (smtp_* keys) or console "
+           "(standard output)"),
+    STR("mail_dir", ".run/mail", "the file backend's folder (created if missing)"),
+    TYPED("mail_from", T_ADDR, "noreply@localhost",
+          "the sender address of every mail (shown with site_name as the sender's name)"),
+    STR("site_name", "backend", "the site's name in mail subjects, greetings and the From name"),
+    {"reset_url_template", T_LINK, "http://127.0.0.1:8000/reset/{uid}/{token}", 0, 0,
+     RESET_URL_PLACEHOLDERS, false,
+     "the frontend page a password reset mail links to; {uid} and {token} are filled in "
+     "(djoser's PASSWORD_RESET_CONFIRM_URL)"},
+    STR("mail_template_dir", "templates/mail",
+        "mail templates: <name>.txt (first line \"Subject: ...\") and <name>.html"),
+    INT("mail_retry_max_s", "60", 1, 3600,
+        "while the mail server is down, retries back off up to this many seconds apart"),
+    STR("smtp_host", "127.0.0.1", "the SMTP server (mail_backend = smtp)"),
+    PORT("smtp_port", "25", "the SMTP server's port (587 for starttls, 465 for tls, usually)"),
+    CHOICE("smtp_security", "starttls", SMTP_SECURITY,
+           "none, starttls (required: no plain-text fallback) or tls (implicit TLS, smtps)"),
+    STR("smtp_user", NULL, "SMTP login (unset: no AUTH)"),
+    STR("smtp_password_file", NULL,
+        "file holding the SMTP password (read at each send, so a rotated one needs no restart)"),
+    INT("smtp_timeout_s", "30", 1, 600, "one SMTP transaction at most, seconds"),
     /* paths */
     STR("schema_dir", "schema", "migrations (backendctl migrate)"),
     STR("common_passwords", "data/common-passwords.txt.gz", "Django's common password list"),
@@ -246,6 +282,56 @@ static bool is_host_pattern(const char *s, size_t n)
     return n > 0 && n < 254;
 }
 
+/* A link template: an http(s) URL once each {name} of placeholders is
+ * filled, with every one of them present and no other brace. Placeholders
+ * stand in for URL-safe text (base64url), so checking the URL with each
+ * replaced by a letter is enough. A query or a trailing slash is fine in a
+ * frontend link (?uid={uid}&token={token}, .../{token}/). */
+static bool link_ok(const char *s, const char *const *placeholders, char *why, size_t n)
+{
+    char url[1024];
+    size_t w = 0;
+    unsigned seen = 0;
+    if (strlen(s) >= sizeof url) {
+        snprintf(why, n, "longer than %zu bytes", sizeof url - 1);
+        return false;
+    }
+    for (const char *p = s; *p;) {
+        if (*p != '{' && *p != '}') {
+            url[w++] = *p++;
+            continue;
+        }
+        const char *end = *p == '{' ? strchr(p, '}') : NULL;
+        int found = -1;
+        for (int i = 0; end && placeholders[i] && i < 16; i++)
+            if ((size_t)(end - p - 1) == strlen(placeholders[i]) &&
+                strncmp(p + 1, placeholders[i], (size_t)(end - p - 1)) == 0)
+                found = i;
+        if (found < 0) {
+            snprintf(why, n, "\"%.24s\" is not one of its placeholders", p);
+            return false;
+        }
+        seen |= 1u << found;
+        url[w++] = 'x';
+        p = end + 1;
+    }
+    url[w] = '\0';
+    for (int i = 0; placeholders[i] && i < 16; i++)
+        if (!(seen & (1u << i))) {
+            snprintf(why, n, "{%s} is missing", placeholders[i]);
+            return false;
+        }
+    url[strcspn(url, "?#")] = '\0';
+    w = strlen(url);
+    if (w > 0 && url[w - 1] == '/')
+        url[w - 1] = '\0';
+    if (!is_http_url(url, true)) {
+        snprintf(why, n, "not an http(s) URL");
+        return false;
+    }
+    return true;
+}
+
 /* Checks a list (separated by spaces or commas) item by item. */
 static bool list_ok(const char *s, enum type t, char *bad, size_t badlen)
 {
@@ -305,7 +391,23 @@ static int check(size_t i)
         for (int c = 0; k->choices[c]; c++)
             if (strcmp(s, k->choices[c]) == 0)
                 return 0;
-        fprintf(stderr, "config: %s: \"%s\" is not one of: %s\n", k->name, s, k->help);
+        fprintf(stderr, "config: %s: \"%s\" is not one of:", k->name, s);
+        for (int c = 0; k->choices[c]; c++)
+            fprintf(stderr, "%s %s", c ? "," : "", k->choices[c]);
+        fprintf(stderr, "\n");
+        return -1;
+    case T_ADDR:
+        if (bk_mail_addr_ok(s))
+            return 0;
+        fprintf(stderr,
+                "config: %s: \"%s\" is not a bare mail address (local@domain, no name, "
+                "spaces or quotes)\n",
+                k->name, s);
+        return -1;
+    case T_LINK:
+        if (link_ok(s, k->choices, bad, sizeof bad))
+            return 0;
+        fprintf(stderr, "config: %s: \"%s\": %s\n", k->name, s, bad);
         return -1;
     case T_URL:
         if (is_http_url(s, true))

@@ -34,9 +34,34 @@ extern char **environ;
 static const char *const SECRET_EVENTS[] = {"user.password_reset_requested", NULL};
 
 /* Names the scripts give the components: a service account may not take one. */
-static const char *const RESERVED[] = {"admin",        "bridge",         "relay",
-                                       "guest",        "auth-worker",    "profile-worker",
-                                       "order-worker", "payment-worker", NULL};
+static const char *const RESERVED[] = {"admin", "bridge", "relay", "guest", NULL};
+
+/* A service account owns the queues NAME.<anything>, so NAME may not be the
+ * first part of a queue or exchange of ours: "auth" would own auth.commands
+ * (passwords), "notify" notify.events (reset tokens), "backend" the
+ * exchanges; nor a component's identity, <worker>-worker. */
+static bool reserved(const char *s)
+{
+    char own[MAX_NAME + 8];
+    static const char *const prefixes[] = {"backend", "amq", NULL};
+    for (int i = 0; RESERVED[i]; i++)
+        if (strcmp(s, RESERVED[i]) == 0)
+            return true;
+    for (int i = 0; prefixes[i]; i++)
+        if (strcmp(s, prefixes[i]) == 0)
+            return true;
+    for (const struct bk_amqp_queue *q = bk_amqp_queues; q->worker; q++) {
+        snprintf(own, sizeof own, "%s-worker", q->worker);
+        if (strcmp(s, q->worker) == 0 || strcmp(s, own) == 0)
+            return true;
+    }
+    for (const struct bk_amqp_subscription *q = bk_amqp_subscriptions; q->subscriber; q++) {
+        snprintf(own, sizeof own, "%s-worker", q->subscriber);
+        if (strcmp(s, q->subscriber) == 0 || strcmp(s, own) == 0)
+            return true;
+    }
+    return false;
+}
 
 int ctl_broker_setup(const struct ctl_args *a)
 {
@@ -58,7 +83,8 @@ int ctl_broker_setup(const struct ctl_args *a)
                 bk_amqp_user(BK_AMQP_PROCESS));
         return 1;
     }
-    printf("broker-setup: exchanges %s %s %s, queue %s and the worker queues are in place\n",
+    printf("broker-setup: exchanges %s %s %s, queue %s, the worker queues and the subscriber "
+           "queues are in place\n",
            BK_EX_COMMANDS, BK_EX_EVENTS, BK_EX_DLX, BK_Q_DEAD);
     return 0;
 }
@@ -72,10 +98,7 @@ static bool name_ok(const char *s)
         if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-' ||
               s[i] == '_'))
             return false;
-    for (int i = 0; RESERVED[i]; i++)
-        if (strcmp(s, RESERVED[i]) == 0)
-            return false;
-    return true;
+    return !reserved(s);
 }
 
 /* Appends s to the regex being built; -1 when it does not fit. */
@@ -268,7 +291,7 @@ int ctl_service_account(const struct ctl_args *a)
     if (!name_ok(name)) {
         fprintf(stderr,
                 "service-account: \"%s\" is not a service name (1-63 of a-z 0-9 - _, starting "
-                "with a letter or digit, not one of the components' names)\n",
+                "with a letter or digit, not a component's name or a queue prefix of ours)\n",
                 name);
         return 2;
     }
