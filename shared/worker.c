@@ -563,7 +563,7 @@ struct delivery {
     char request_id[BK_REQUEST_ID_MAX + 1];
     char reply_to[BK_AMQP_REPLY_TO_MAX + 1];
     bool reply_to_bad; /* present and not an address we publish to */
-    char user_id[128]; /* the publisher's broker identity (RabbitMQ checks it); "" when absent */
+    char user_id[64];  /* the publisher's broker identity (RabbitMQ checks it); "" when absent */
     char client_ip[64];
     char request_target[BK_LINK_MAX];
     char test_crash[32];
