@@ -39,6 +39,8 @@ static const char *decode_into(struct bk_link_query *q, const char *s, size_t le
             return NULL;
         out[o++] = ch;
     }
+    if (o >= room) /* an empty pair with the buffer full: no room for its NUL */
+        return NULL;
     out[o++] = '\0';
     q->used += o;
     return out;

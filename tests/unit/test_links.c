@@ -70,6 +70,23 @@ static void query_parse_decodes_like_parse_qsl(void **state)
     assert_string_equal(q.p[4].value, "v=w");
 }
 
+/* Found by fuzz_links: an empty pair once the buffer is exactly full wrote
+ * its NUL one byte past the end. */
+static void query_parse_full_buffer_and_empty_key(void **state)
+{
+    (void)state;
+    static struct bk_link_query q;
+    static char value[BK_LINK_MAX];
+    memset(&q, 0, sizeof q);
+    memset(value, 'v', sizeof value);
+    /* "k\0" + value + "\0" fills buf to the last byte */
+    assert_int_equal(bk_link_query_add(&q, "k", value, sizeof q.buf - 3), 0);
+    assert_int_equal(q.used, sizeof q.buf);
+    assert_int_equal(bk_link_query_parse(&q, "=x", 2), -1);
+    assert_int_equal(bk_link_query_parse(&q, "&&", 2), 0); /* empty pairs are skipped */
+    assert_int_equal(q.n, 1);
+}
+
 static void query_parse_is_bounded(void **state)
 {
     struct bk_link_query q = {0};
@@ -246,6 +263,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(query_parse_decodes_like_parse_qsl),
         cmocka_unit_test(query_parse_is_bounded),
+        cmocka_unit_test(query_parse_full_buffer_and_empty_key),
         cmocka_unit_test(page_link_sorts_and_replaces_page),
         cmocka_unit_test(page_link_encodes_as_quote_plus),
         cmocka_unit_test(page_link_refuses_what_does_not_fit),
