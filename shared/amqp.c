@@ -343,8 +343,9 @@ amqp_connection_state_t bk_amqp_connect_as(const char *name, int heartbeat_s,
         c = open_node(&nodes[k], name, heartbeat_s, identity, password);
         if (c) {
             atomic_store(&next_node, (k + 1) % n);
-            bk_log(i > 0 ? BK_INFO : BK_DEBUG, NULL, "amqp: %s connected to %s:%d%s", name,
-                   nodes[k].host, nodes[k].port, i > 0 ? " (failed over)" : "");
+            /* with several nodes, which one a connection landed on matters */
+            bk_log(n > 1 ? BK_INFO : BK_DEBUG, NULL, "amqp: %s connected to %s:%d%s", name,
+                   nodes[k].host, nodes[k].port, i > 0 ? " (skipped a node that failed)" : "");
         }
     }
     sodium_memzero(password, sizeof password);

@@ -1,5 +1,5 @@
-/* The broker side that needs no broker: the node list a process connects to
- * (amqp_nodes, else amqp_host:amqp_port) and which queue serves a command. */
+/* The broker nodes a process connects to
+ * (amqp_nodes, else amqp_host:amqp_port), and which queue serves a command. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
