@@ -335,6 +335,10 @@ amqp_connection_state_t bk_amqp_connect_as(const char *name, int heartbeat_s,
     }
     if (password_of(identity, password, sizeof password) != 0)
         return NULL;
+    /* the caller says whether it can keep heartbeats (0: it may sit idle);
+     * the configuration may ask for them more often */
+    if (heartbeat_s > bk_config_long("amqp_heartbeat_s"))
+        heartbeat_s = (int)bk_config_long("amqp_heartbeat_s");
     int first = atomic_load(&next_node);
     if (first < 0)
         first = (int)(getpid() % n);

@@ -77,14 +77,14 @@ amqp_connection_state_t bk_amqp_connect_as(const char *name, int heartbeat_s,
  * amqp_connect_timeout_ms, and returns the first that works: the first
  * connect of a process starts at a node chosen by its pid (so copies spread
  * over the cluster), every later one at the node after the last it reached
- * (so a reconnect after a node died tries the others first). Every
- * component connects and reconnects through here. RPCs on the connection
- * time out too (a node that hangs fails the call; the caller drops the
- * connection and connects again). name shows in the management UI. heartbeat_s is the AMQP
- * heartbeat: only for a connection whose owner calls into rabbitmq-c at least that often
- * (rabbitmq-c sends heartbeats only from inside its calls); 0 turns them off,
- * for a connection that may sit idle (the outbox relay's). Returns NULL on
- * failure (logged). */
+ * (so a reconnect after a node died tries the others first). Every component
+ * connects and reconnects through here. RPCs on the connection time out too
+ * (a node that hangs fails the call; the caller drops the connection and
+ * connects again). name shows in the management UI. heartbeat_s is the AMQP
+ * heartbeat, at most amqp_heartbeat_s: only for a connection whose owner
+ * calls into rabbitmq-c at least that often (rabbitmq-c sends heartbeats only
+ * from inside its calls); 0 turns them off, for a connection that may sit
+ * idle (the outbox relay's). Returns NULL on failure (logged). */
 amqp_connection_state_t bk_amqp_connect(const char *name, int heartbeat_s);
 
 /* Closes and destroys; c may be NULL. */

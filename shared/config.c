@@ -73,6 +73,9 @@ static const struct key KEYS[] = {
     TYPED("amqp_nodes", T_NODES, NULL,
           "broker cluster nodes, host:port,host:port (at most 16); when set it replaces "
           "amqp_host and amqp_port, and each connect tries the nodes in turn"),
+    INT("amqp_heartbeat_s", "30", 1, 600,
+        "AMQP heartbeat of the connections that use one (worker consumers, bridge): a broker "
+        "machine that vanishes without closing its connections is noticed after two missed"),
     INT("amqp_connect_timeout_ms", "2000", 100, 60000,
         "how long one connect (TCP and login) to one broker node may take before the next "
         "node is tried"),

@@ -116,6 +116,7 @@ static void bad_values_are_refused(void **state)
     refused("amqp_nodes = a:1,a:2,a:3,a:4,a:5,a:6,a:7,a:8,a:9,a:10,a:11,a:12,a:13,a:14,a:15,"
             "a:16,a:17\n"); /* more than BK_CONFIG_MAX_NODES */
     refused("amqp_connect_timeout_ms = 10\n");
+    refused("amqp_heartbeat_s = 0\n");
     assert_int_equal(bk_config_load("/nonexistent/backend.conf"), -1);
 
     char ok[64];
