@@ -5,6 +5,7 @@
 #
 # An instance is one directory holding everything of one copy of the system:
 #   <dir>/rabbitmq/   broker data, config, logs, rabbit.pid launcher.pid epmd.pid
+#   <dir>/cluster/    instead of it, three clustered nodes (see bk_cluster_init)
 #   <dir>/pg/         PostgreSQL (data/ sock/ log/ postgres.pid); may be a symlink
 #                     to /var/tmp/backend-pg-<hash> when postgres cannot reach <dir>
 #   <dir>/keys/       token keys (backendctl keygen)
