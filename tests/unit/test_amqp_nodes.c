@@ -5,9 +5,13 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "shared/amqp.h"
@@ -65,6 +69,47 @@ static void amqp_nodes_replaces_host_and_port(void **state)
     bk_config_free();
 }
 
+/* A TCP socket listening on a free loopback port, never accepting: a connect
+ * to it succeeds and then nothing answers (a hung broker node). */
+static int listener(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* Neither a closed port nor a node that accepts and never answers holds a
+ * connect for longer than amqp_connect_timeout_ms each. */
+static void dead_and_hung_nodes_are_skipped_in_bounded_time(void **state)
+{
+    (void)state;
+    int closed_port, hung_port;
+    close(listener(&closed_port)); /* nothing listens there any more */
+    int hung = listener(&hung_port);
+    char conf[256];
+    snprintf(conf, sizeof conf,
+             "amqp_nodes = 127.0.0.1:%d,127.0.0.1:%d\namqp_connect_timeout_ms = 300\n"
+             "log_level = error\n",
+             closed_port, hung_port);
+    load(conf);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_null(bk_amqp_connect("test", 0));
+    assert_null(bk_amqp_connect("test", 0)); /* the next connect starts elsewhere, same end */
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    /* two connects, each refused at once by one node and timed out by the other */
+    assert_true(s >= 0.55 && s < 3.0);
+    close(hung);
+    bk_config_free();
+}
+
 static void queue_for_command(void **state)
 {
     (void)state;
@@ -78,6 +123,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(one_node_without_amqp_nodes),
         cmocka_unit_test(amqp_nodes_replaces_host_and_port),
+        cmocka_unit_test(dead_and_hung_nodes_are_skipped_in_bounded_time),
         cmocka_unit_test(queue_for_command),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
