@@ -5,6 +5,7 @@
 #
 # An instance is one directory holding everything of one copy of the system:
 #   <dir>/rabbitmq/   broker data, config, logs, rabbit.pid launcher.pid epmd.pid
+#   <dir>/cluster/    instead of it, three clustered nodes (see bk_cluster_init)
 #   <dir>/pg/         PostgreSQL (data/ sock/ log/ postgres.pid); may be a symlink
 #                     to /var/tmp/backend-pg-<hash> when postgres cannot reach <dir>
 #   <dir>/keys/       token keys (backendctl keygen)
@@ -269,18 +270,34 @@ bk_rmq_env() {
     export HOME="$R/home"
     export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
     export RABBITMQ_CTL_ERL_ARGS="-dist_listen false"
+    if [ -n "${BK_CLUSTER_DIR:-}" ] && [ "$BK_RMQ_DIR" != "${BK_RMQ_DIR#"$BK_CLUSTER_DIR"/}" ]; then
+        # on a cluster node, list_queues and friends stream answers from every
+        # node back to the CLI, so it must listen: on loopback, a free port
+        export RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+        export RABBITMQ_CTL_DIST_PORT_MIN=0 RABBITMQ_CTL_DIST_PORT_MAX=0
+    fi
 }
 
 # rabbitmqctl / rabbitmq-diagnostics against this instance's node.
 bk_rabbitmqctl() { (bk_rmq_env && cd "$BK_RMQ_DIR" && "$BK_RMQ_BIN/rabbitmqctl" -q -n "$BK_NODE" "$@"); }
 
 bk_rmq_alive() { bk_pid_alive "$BK_RMQ_DIR/rabbit.pid" "$BK_RMQ_DIR/home"; }
-bk_epmd_alive() { bk_pid_alive "$BK_RMQ_DIR/epmd.pid" "epmd"; }
+# The nodes of a cluster share the cluster's epmd (BK_EPMD_PID_FILE).
+bk_epmd_pid_file() { printf '%s' "${BK_EPMD_PID_FILE:-$BK_RMQ_DIR/epmd.pid}"; }
+bk_epmd_alive() { bk_pid_alive "$(bk_epmd_pid_file)" "epmd"; }
 
 bk_rmq_start() {
-    local R=$BK_RMQ_DIR t0 pid
+    bk_rmq_launch
+    bk_rmq_wait
+}
+
+# bk_rmq_launch: start the broker (and our epmd) without waiting for it to
+# boot, so that the nodes of a cluster boot side by side; bk_rmq_wait waits.
+bk_rmq_launch() {
+    local R=$BK_RMQ_DIR epmd_pid
+    epmd_pid=$(bk_epmd_pid_file)
     if bk_rmq_alive; then
-        note "RabbitMQ already running (pid $(bk_pid_of "$R/rabbit.pid"), AMQP 127.0.0.1:$BK_AMQP_PORT)"
+        note "RabbitMQ $BK_NODE already running (pid $(bk_pid_of "$R/rabbit.pid"), AMQP 127.0.0.1:$BK_AMQP_PORT)"
         return 0
     fi
     # a launcher still booting a broker that has not written rabbit.pid yet
@@ -291,7 +308,8 @@ bk_rmq_start() {
             bk_port_busy "$p" && die "port $p (RabbitMQ of the $BK_INSTANCE instance) is used by another program; stop it or pick other ports (BK_PORT_OFFSET for the test instance)"
         done
         say "starting RabbitMQ $BK_NODE on 127.0.0.1:$BK_AMQP_PORT (dist $BK_DIST_PORT, epmd $BK_EPMD_PORT)"
-        t0=$(bk_now)
+        mkdir -p "$R"
+        bk_now >"$R/launch.t0"
         mkdir -p "$R/home" "$R/mnesia" "$R/log" "$R/plugins-expand"
         : >"$R/rabbitmq-env.conf"
         if [ ! -s "$R/home/.erlang.cookie" ]; then
@@ -304,14 +322,15 @@ listeners.tcp.1 = 127.0.0.1:$BK_AMQP_PORT
 loopback_users.guest = true
 log.console = false
 log.file.level = info
+${BK_RMQ_EXTRA_CONF:-}
 EOF
         echo '[].' >"$R/enabled_plugins"
         # our own epmd, so that we know its PID and stop it with the broker
         if ! bk_epmd_alive; then
             bk_port_busy "$BK_EPMD_PORT" && die "port $BK_EPMD_PORT (epmd of the $BK_INSTANCE instance) is used by another program; stop it or pick other ports (BK_PORT_OFFSET for the test instance)"
             setsid epmd -port "$BK_EPMD_PORT" -address 127.0.0.1 >"$R/log/epmd.log" 2>&1 </dev/null &
-            echo $! >"$R/epmd.pid"
-            bk_wait_port "$BK_EPMD_PORT" 10 "$(bk_pid_of "$R/epmd.pid")" || {
+            echo $! >"$epmd_pid"
+            bk_wait_port "$BK_EPMD_PORT" 10 "$(bk_pid_of "$epmd_pid")" || {
                 bk_tail "$R/log/epmd.log"
                 die "epmd did not start on port $BK_EPMD_PORT; see $R/log/epmd.log"
             }
@@ -320,6 +339,13 @@ EOF
         (bk_rmq_env && cd "$R" && exec setsid "$BK_RMQ_BIN/rabbitmq-server" >"$R/log/stdout.log" 2>&1 </dev/null) &
         echo $! >"$R/launcher.pid"
     fi
+}
+
+bk_rmq_wait() {
+    local R=$BK_RMQ_DIR t0="" pid
+    [ -s "$R/launch.t0" ] && t0=$(cat "$R/launch.t0")
+    rm -f "$R/launch.t0"
+    if [ -z "$t0" ] && bk_rmq_alive; then return 0; fi
     pid=$(bk_pid_of "$R/launcher.pid")
     if ! bk_wait_port "$BK_AMQP_PORT" 120 "$pid"; then
         local log="$R/log/$BK_NODE.log"
@@ -330,7 +356,7 @@ EOF
     # the broker writes its own PID (beam.smp) while booting
     for _ in $(seq 50); do bk_rmq_alive && break; sleep 0.1; done
     bk_rmq_alive || die "RabbitMQ answers on $BK_AMQP_PORT but $R/rabbit.pid is missing; see $R/log/$BK_NODE.log"
-    note "RabbitMQ ready in ${t0:+$(bk_since "$t0")} (pid $(bk_pid_of "$R/rabbit.pid"), log $R/log/$BK_NODE.log)"
+    note "RabbitMQ $BK_NODE ready${t0:+ in $(bk_since "$t0")} (pid $(bk_pid_of "$R/rabbit.pid"), log $R/log/$BK_NODE.log)"
 }
 
 # The broker identities: name, tags, then configure, write and read
@@ -424,11 +450,244 @@ print(json.dumps({"users": users, "permissions": perms, "topic_permissions": top
 }
 
 bk_rmq_stop() {
+    bk_rmq_stop_node
+    bk_stop_pid epmd "$(bk_epmd_pid_file)" epmd TERM 5
+}
+
+bk_rmq_stop_node() {
     local R=$BK_RMQ_DIR
-    bk_stop_pid RabbitMQ "$R/rabbit.pid" "$R/home" TERM 60
+    bk_stop_pid "RabbitMQ $BK_NODE" "$R/rabbit.pid" "$R/home" TERM 60
     # the sh launcher exits with the broker; a broker that never booted leaves only it
     bk_stop_pid "RabbitMQ launcher" "$R/launcher.pid" rabbitmq-server TERM 10
-    bk_stop_pid epmd "$R/epmd.pid" epmd TERM 5
+}
+
+# ---------------------------------------------------------------- RabbitMQ cluster
+
+# Three nodes of our RabbitMQ on loopback, clustered, replacing the instance's
+# single node (scripts/cluster, scripts/run --cluster, scripts/test cluster):
+#   <dir>/cluster/node<i>/   each node as <dir>/rabbitmq/ holds one (same cookie)
+#   <dir>/cluster/epmd.pid   the one epmd of the three (the instance's epmd port)
+#   <dir>/cluster/nodes      "i name amqp_port dist_port dir" per node, for tests
+#   <dir>/cluster/rabbitmqctl  rabbitmqctl against the first node that runs
+# Ports: node i (1-3) of the run instance AMQP 5680+i, dist 25680+i; of the
+# test instance AMQP 5674+i, dist 25674+i, + BK_PORT_OFFSET. Neither collides
+# with a single node (5673, 5674+offset) nor with a test instance moved by an
+# offset of 10, 20, ...
+BK_CLUSTER_SIZE=3
+
+# bk_cluster_init: after bk_instance; sets BK_CLUSTER_DIR, BK_CLUSTER_NAMES,
+# BK_CLUSTER_AMQP, BK_CLUSTER_DIST (arrays, index 0 = node 1).
+bk_cluster_init() {
+    local i base dist prefix off=${BK_PORT_OFFSET:-0}
+    BK_CLUSTER_DIR=$BK_RUN_DIR/cluster
+    case $BK_INSTANCE in
+    run) base=5680 dist=25680 prefix=backend_run_n ;;
+    *)
+        base=$((5674 + off)) dist=$((25674 + off)) prefix=backend_test_n
+        [ "$off" = 0 ] || prefix=backend_test${off}_n
+        ;;
+    esac
+    BK_CLUSTER_NAMES=() BK_CLUSTER_AMQP=() BK_CLUSTER_DIST=()
+    for ((i = 1; i <= BK_CLUSTER_SIZE; i++)); do
+        BK_CLUSTER_NAMES+=("$prefix$i@localhost")
+        BK_CLUSTER_AMQP+=($((base + i)))
+        BK_CLUSTER_DIST+=($((dist + i)))
+    done
+    # a running cluster keeps the ports it was started with
+    if [ -s "$BK_CLUSTER_DIR/nodes" ] && bk_cluster_alive; then
+        BK_CLUSTER_NAMES=() BK_CLUSTER_AMQP=() BK_CLUSTER_DIST=()
+        local n name amqp d rest
+        while read -r n name amqp d rest; do
+            BK_CLUSTER_NAMES+=("$name") BK_CLUSTER_AMQP+=("$amqp") BK_CLUSTER_DIST+=("$d")
+        done <"$BK_CLUSTER_DIR/nodes"
+    fi
+}
+
+# bk_cluster_node I: make node I (1-based) the one bk_rmq_* act on. It
+# overrides BK_RMQ_DIR, BK_NODE and the ports: call it in a subshell.
+bk_cluster_node() {
+    local i=$1
+    BK_RMQ_DIR=$BK_CLUSTER_DIR/node$i
+    BK_NODE=${BK_CLUSTER_NAMES[i - 1]}
+    BK_AMQP_PORT=${BK_CLUSTER_AMQP[i - 1]}
+    BK_DIST_PORT=${BK_CLUSTER_DIST[i - 1]}
+    BK_EPMD_PID_FILE=$BK_CLUSTER_DIR/epmd.pid
+    # pause_minority: a node cut off from the other two stops serving
+    # instead of diverging (RabbitMQ's advice for three nodes)
+    # balanced: the leaders of the quorum queues spread over the nodes
+    BK_RMQ_EXTRA_CONF="cluster_name = backend_$BK_INSTANCE
+cluster_partition_handling = pause_minority
+queue_leader_locator = balanced"
+}
+
+bk_cluster_node_alive() { (bk_cluster_node "$1" && bk_rmq_alive); }
+
+bk_cluster_alive() {
+    local i
+    for ((i = 1; i <= BK_CLUSTER_SIZE; i++)); do
+        bk_cluster_node_alive "$i" && return 0
+    done
+    return 1
+}
+
+# amqp_nodes for the processes: host:port of every node.
+bk_cluster_amqp_nodes() {
+    local p out=""
+    for p in "${BK_CLUSTER_AMQP[@]}"; do out+="${out:+,}127.0.0.1:$p"; done
+    printf '%s' "$out"
+}
+
+# After bk_export_backend_env: point every process of the instance at the cluster.
+bk_cluster_export_env() {
+    BACKEND_AMQP_NODES=$(bk_cluster_amqp_nodes)
+    export BACKEND_AMQP_NODES
+    export BACKEND_BROKER_CTL=$BK_CLUSTER_DIR/rabbitmqctl
+}
+
+# bk_cluster_members I: the running nodes of the cluster, as node I sees them.
+bk_cluster_members() {
+    (bk_cluster_node "$1" && bk_rabbitmqctl cluster_status --formatter json) 2>/dev/null |
+        /usr/bin/python3 -c 'import json, sys; print("\n".join(json.load(sys.stdin).get("running_nodes", [])))'
+}
+
+bk_cluster_start() {
+    local i t0 members
+    bk_rmq_alive && die "the single RabbitMQ node of the $BK_INSTANCE instance runs ($BK_NODE, pid $(bk_pid_of "$BK_RMQ_DIR/rabbit.pid")); stop it first (scripts/run stop, or scripts/services stop $BK_INSTANCE), then start the cluster"
+    t0=$(bk_now)
+    mkdir -p "$BK_CLUSTER_DIR"
+    chmod 700 "$BK_CLUSTER_DIR"
+    for ((i = 1; i <= BK_CLUSTER_SIZE; i++)); do
+        bk_cluster_node_alive "$i" && continue
+        (
+            bk_cluster_node "$i"
+            for p in "$BK_AMQP_PORT" "$BK_DIST_PORT"; do
+                bk_port_busy "$p" && die "port $p (cluster node $i of the $BK_INSTANCE instance) is used by another program; stop it or pick other ports (BK_PORT_OFFSET for the test instance)"
+            done
+            true
+        ) || exit 1
+    done
+    # one Erlang cookie for the three nodes and their CLI
+    if [ ! -s "$BK_CLUSTER_DIR/cookie" ]; then
+        (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$BK_CLUSTER_DIR/cookie")
+    fi
+    for ((i = 1; i <= BK_CLUSTER_SIZE; i++)); do
+        mkdir -p "$BK_CLUSTER_DIR/node$i/home"
+        if ! cmp -s "$BK_CLUSTER_DIR/cookie" "$BK_CLUSTER_DIR/node$i/home/.erlang.cookie"; then
+            rm -f "$BK_CLUSTER_DIR/node$i/home/.erlang.cookie"
+            cp "$BK_CLUSTER_DIR/cookie" "$BK_CLUSTER_DIR/node$i/home/.erlang.cookie"
+            chmod 400 "$BK_CLUSTER_DIR/node$i/home/.erlang.cookie"
+        fi
+    done
+    for ((i = 1; i <= BK_CLUSTER_SIZE; i++)); do
+        printf '%s %s %s %s %s\n' "$i" "${BK_CLUSTER_NAMES[i - 1]}" "${BK_CLUSTER_AMQP[i - 1]}" \
+            "${BK_CLUSTER_DIST[i - 1]}" "$BK_CLUSTER_DIR/node$i"
+    done >"$BK_CLUSTER_DIR/nodes"
+    # boot side by side (the first launch starts epmd), then wait for each
+    for ((i = 1; i <= BK_CLUSTER_SIZE; i++)); do
+        (bk_cluster_node "$i" && bk_rmq_launch) || die "could not launch cluster node $i (above)"
+    done
+    for ((i = 1; i <= BK_CLUSTER_SIZE; i++)); do
+        (bk_cluster_node "$i" && bk_rmq_wait) || die "cluster node $i did not start (above)"
+    done
+    # join: nodes 2.. to node 1 (stop_app, join_cluster, start_app), unless
+    # they are members already (a restart rejoins by itself)
+    for ((i = 2; i <= BK_CLUSTER_SIZE; i++)); do
+        members=$(bk_cluster_members 1) || die "rabbitmqctl cluster_status on ${BK_CLUSTER_NAMES[0]} failed; see $BK_CLUSTER_DIR/node1/log/"
+        grep -qxF "${BK_CLUSTER_NAMES[i - 1]}" <<<"$members" && continue
+        say "joining ${BK_CLUSTER_NAMES[i - 1]} to ${BK_CLUSTER_NAMES[0]}"
+        (
+            bk_cluster_node "$i"
+            bk_rabbitmqctl stop_app >/dev/null &&
+                bk_rabbitmqctl join_cluster "${BK_CLUSTER_NAMES[0]}" >/dev/null &&
+                bk_rabbitmqctl start_app >/dev/null
+        ) || die "joining cluster node $i failed (rabbitmqctl output above); read $BK_CLUSTER_DIR/node$i/log/ — or scripts/cluster stop, remove $BK_CLUSTER_DIR and start again"
+    done
+    # every node sees all of them before anything is declared, so that each
+    # quorum queue gets a member on every node
+    for _ in $(seq 120); do
+        [ "$(bk_cluster_members 1 | wc -l)" -ge "$BK_CLUSTER_SIZE" ] && break
+        sleep 0.5
+    done
+    [ "$(bk_cluster_members 1 | wc -l)" -ge "$BK_CLUSTER_SIZE" ] ||
+        die "the cluster did not come up with $BK_CLUSTER_SIZE running nodes: $(bk_cluster_members 1 | tr '\n' ' '); read $BK_CLUSTER_DIR/node*/log/"
+    (bk_cluster_node 1 && bk_broker_setup)
+    bk_cluster_write_ctl
+    note "cluster of $BK_CLUSTER_SIZE nodes ready in $(bk_since "$t0") (amqp_nodes $(bk_cluster_amqp_nodes))"
+}
+
+# <dir>/cluster/rabbitmqctl: the rabbitmqctl wrapper of the first node that
+# runs (backendctl's broker_ctl; users and policies are the cluster's).
+bk_cluster_write_ctl() {
+    local i
+    {
+        echo '#!/usr/bin/env bash'
+        echo '# written by scripts/lib.sh (bk_cluster_write_ctl): rabbitmqctl against a running node of the cluster'
+        printf 'for n in'
+        for ((i = 1; i <= BK_CLUSTER_SIZE; i++)); do printf ' %q' "$BK_CLUSTER_DIR/node$i"; done
+        printf '; do\n'
+        echo '    p=$(head -n1 "$n/rabbit.pid" 2>/dev/null) || continue'
+        echo '    [ -n "$p" ] && kill -0 "$p" 2>/dev/null && [ -x "$n/rabbitmqctl" ] && exec "$n/rabbitmqctl" "$@"'
+        echo 'done'
+        echo 'echo "no node of the cluster runs (scripts/cluster start)" >&2; exit 69'
+    } >"$BK_CLUSTER_DIR/rabbitmqctl"
+    chmod 700 "$BK_CLUSTER_DIR/rabbitmqctl"
+    for ((i = 1; i <= BK_CLUSTER_SIZE; i++)); do (bk_cluster_node "$i" && bk_rmq_write_ctl); done
+}
+
+# <node dir>/rabbitmqctl: rabbitmqctl for the node bk_rmq_* act on (the same
+# wrapper bk_broker_setup writes for the instance's single node).
+bk_rmq_write_ctl() {
+    {
+        echo '#!/usr/bin/env bash'
+        echo '# written by scripts/lib.sh (bk_rmq_write_ctl): rabbitmqctl for this node'
+        (
+            bk_rmq_env
+            for v in $(compgen -e | grep -E '^(RABBITMQ_|ERL_)') HOME; do printf 'export %s=%q\n' "$v" "${!v}"; done
+        )
+        printf 'cd %q && exec %q -q -n %q "$@"\n' "$BK_RMQ_DIR" "$BK_RMQ_BIN/rabbitmqctl" "$BK_NODE"
+    } >"$BK_RMQ_DIR/rabbitmqctl"
+    chmod 700 "$BK_RMQ_DIR/rabbitmqctl"
+}
+
+# Stops the nodes side by side (each by its PID), then their epmd.
+bk_cluster_stop() {
+    local i pids=()
+    [ -n "${BK_CLUSTER_DIR:-}" ] || bk_cluster_init
+    for ((i = 1; i <= BK_CLUSTER_SIZE; i++)); do
+        (bk_cluster_node "$i" && bk_rmq_stop_node) &
+        pids+=($!)
+    done
+    for i in "${pids[@]}"; do wait "$i" || true; done
+    bk_stop_pid epmd "$BK_CLUSTER_DIR/epmd.pid" epmd TERM 5
+}
+
+# bk_cluster_kill I: SIGKILL node I by its PID (a crash, for trying failover).
+bk_cluster_kill() {
+    local i=$1 pid
+    (bk_cluster_node "$i" && bk_rmq_alive) || die "cluster node $i does not run"
+    pid=$(bk_pid_of "$BK_CLUSTER_DIR/node$i/rabbit.pid")
+    kill -KILL "$pid"
+    bk_wait_exit "$pid" 10 || die "node $i (pid $pid) survived SIGKILL"
+    note "killed ${BK_CLUSTER_NAMES[i - 1]} (pid $pid) with SIGKILL; scripts/cluster start brings it back"
+}
+
+bk_cluster_status() {
+    local i rc=0 up=0
+    for ((i = 1; i <= BK_CLUSTER_SIZE; i++)); do
+        if bk_cluster_node_alive "$i"; then
+            up=$((up + 1))
+            note "node $i  ${BK_CLUSTER_NAMES[i - 1]}  running  pid $(bk_pid_of "$BK_CLUSTER_DIR/node$i/rabbit.pid")  AMQP 127.0.0.1:${BK_CLUSTER_AMQP[i - 1]}  dist ${BK_CLUSTER_DIST[i - 1]}  log $BK_CLUSTER_DIR/node$i/log/"
+        else
+            note "node $i  ${BK_CLUSTER_NAMES[i - 1]}  stopped  (AMQP ${BK_CLUSTER_AMQP[i - 1]}, dist ${BK_CLUSTER_DIST[i - 1]})"
+            rc=1
+        fi
+    done
+    note "epmd 127.0.0.1:$BK_EPMD_PORT  amqp_nodes $(bk_cluster_amqp_nodes)"
+    if [ "$up" -gt 0 ] && [ -x "$BK_CLUSTER_DIR/rabbitmqctl" ]; then
+        note "quorum queues (name type leader members):"
+        "$BK_CLUSTER_DIR/rabbitmqctl" list_queues name type leader members 2>&1 | sed 's/^/      /' || true
+    fi
+    return $rc
 }
 
 # ---------------------------------------------------------------- PostgreSQL

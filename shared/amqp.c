@@ -3,9 +3,12 @@
 #include <errno.h>
 #include <sodium.h>
 #include <stdint.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "shared/config.h"
 #include "shared/log.h"
@@ -179,6 +182,9 @@ int bk_amqp_check(amqp_rpc_reply_t r, const char *what)
 
 #define MAX_PASSWORD 256
 
+/* RPCs on a connection wait at most this long (amqp_set_rpc_timeout). */
+#define BK_AMQP_RPC_TIMEOUT_S 10
+
 const char *bk_amqp_user(enum bk_amqp_identity identity)
 {
     if (identity == BK_AMQP_RELAY && bk_config_set("relay_amqp_user"))
@@ -218,33 +224,67 @@ static int password_of(enum bk_amqp_identity identity, char *out, size_t n)
     return 0;
 }
 
-amqp_connection_state_t bk_amqp_connect(const char *name, int heartbeat_s)
+int bk_amqp_nodes(struct bk_amqp_node *out, int max)
 {
-    return bk_amqp_connect_as(name, heartbeat_s, BK_AMQP_PROCESS);
+    if (!bk_config_set("amqp_nodes")) {
+        if (max < 1)
+            return -1;
+        snprintf(out[0].host, sizeof out[0].host, "%s", bk_config_str("amqp_host"));
+        out[0].port = (int)bk_config_long("amqp_port");
+        return 1;
+    }
+    const char *s = bk_config_str("amqp_nodes");
+    int n = 0;
+    for (;;) {
+        s += strspn(s, " ,\t");
+        size_t len = strcspn(s, " ,\t");
+        if (len == 0)
+            break;
+        const char *colon = s + len;
+        while (colon > s && colon[-1] != ':')
+            colon--;
+        size_t hlen = colon > s ? (size_t)(colon - s) - 1 : 0;
+        const char *host = s;
+        if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']')
+            host++, hlen -= 2; /* [::1]:5672 */
+        if (n >= max || hlen == 0 || hlen >= sizeof out[n].host)
+            return -1;
+        memcpy(out[n].host, host, hlen);
+        out[n].host[hlen] = '\0';
+        out[n].port = atoi(colon);
+        if (out[n].port < 1 || out[n].port > 65535)
+            return -1;
+        n++;
+        s += len;
+    }
+    return n > 0 ? n : -1;
 }
 
-amqp_connection_state_t bk_amqp_connect_as(const char *name, int heartbeat_s,
-                                           enum bk_amqp_identity identity)
+/* The node the next connect of this process tries first (-1: not chosen
+ * yet). Shared by the threads of a process (a worker's consumer and relay). */
+static atomic_int next_node = -1;
+
+/* Opens a TCP connection to one node and logs in; NULL on failure (logged). */
+static amqp_connection_state_t open_node(const struct bk_amqp_node *node, const char *name,
+                                         int heartbeat_s, enum bk_amqp_identity identity,
+                                         const char *password)
 {
-    char password[MAX_PASSWORD];
-    if (password_of(identity, password, sizeof password) != 0)
-        return NULL;
-    const char *host = bk_config_str("amqp_host");
-    int port = (int)bk_config_long("amqp_port");
+    long ms = bk_config_long("amqp_connect_timeout_ms");
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     amqp_connection_state_t c = amqp_new_connection();
-    amqp_socket_t *s = amqp_tcp_socket_new(c);
-    if (!s) {
-        amqp_destroy_connection(c);
-        return NULL;
-    }
-    struct timeval tv = {5, 0};
-    int rc = amqp_socket_open_noblock(s, host, port, &tv);
+    amqp_socket_t *s = c ? amqp_tcp_socket_new(c) : NULL;
+    if (!s)
+        goto fail;
+    int rc = amqp_socket_open_noblock(s, node->host, node->port, &tv);
     if (rc != AMQP_STATUS_OK) {
-        bk_log(BK_WARN, NULL, "amqp: cannot connect to %s:%d: %s", host, port,
+        bk_log(BK_WARN, NULL, "amqp: cannot connect to %s:%d: %s", node->host, node->port,
                amqp_error_string2(rc));
-        amqp_destroy_connection(c);
-        return NULL;
+        goto fail;
     }
+    /* a node that accepts but does not answer (overloaded, partitioned) must
+     * not hold the connect forever: the next node may work */
+    if (amqp_set_handshake_timeout(c, &tv) != AMQP_STATUS_OK)
+        goto fail;
     amqp_table_entry_t props[1];
     props[0].key = amqp_cstring_bytes("connection_name");
     props[0].value.kind = AMQP_FIELD_KIND_UTF8;
@@ -253,17 +293,68 @@ amqp_connection_state_t bk_amqp_connect_as(const char *name, int heartbeat_s,
     amqp_rpc_reply_t r = amqp_login_with_properties(
         c, bk_config_str("amqp_vhost"), 0, 131072, heartbeat_s, &client_props,
         AMQP_SASL_METHOD_PLAIN, bk_amqp_user(identity), password);
-    sodium_memzero(password, sizeof password);
     if (bk_amqp_check(r, "login") != 0) {
-        bk_log(BK_ERROR, NULL, "amqp: login as \"%s\" failed", bk_amqp_user(identity));
-        amqp_destroy_connection(c);
-        return NULL;
+        bk_log(BK_ERROR, NULL, "amqp: login as \"%s\" at %s:%d failed", bk_amqp_user(identity),
+               node->host, node->port);
+        goto fail;
     }
+    /* RPCs (declare, consume, qos) wait at most this long: a queue whose
+     * leader is being elected answers within it, a hung node does not */
+    struct timeval rpc = {BK_AMQP_RPC_TIMEOUT_S, 0};
+    if (amqp_set_rpc_timeout(c, &rpc) != AMQP_STATUS_OK)
+        goto fail_open;
     amqp_channel_open(c, 1);
-    if (bk_amqp_check(amqp_get_rpc_reply(c), "channel.open") != 0) {
-        bk_amqp_close(c);
+    if (bk_amqp_check(amqp_get_rpc_reply(c), "channel.open") != 0)
+        goto fail_open;
+    return c;
+fail_open:
+    bk_amqp_close(c);
+    return NULL;
+fail:
+    if (c)
+        amqp_destroy_connection(c);
+    return NULL;
+}
+
+amqp_connection_state_t bk_amqp_connect(const char *name, int heartbeat_s)
+{
+    return bk_amqp_connect_as(name, heartbeat_s, BK_AMQP_PROCESS);
+}
+
+amqp_connection_state_t bk_amqp_connect_as(const char *name, int heartbeat_s,
+                                           enum bk_amqp_identity identity)
+{
+    struct bk_amqp_node nodes[BK_CONFIG_MAX_NODES];
+    char password[MAX_PASSWORD];
+    amqp_connection_state_t c = NULL;
+    int n = bk_amqp_nodes(nodes, BK_CONFIG_MAX_NODES);
+    if (n < 1) {
+        bk_log(BK_ERROR, NULL, "config: amqp_nodes: cannot parse \"%s\"",
+               bk_config_str("amqp_nodes"));
         return NULL;
     }
+    if (password_of(identity, password, sizeof password) != 0)
+        return NULL;
+    /* the caller says whether it can keep heartbeats (0: it may sit idle);
+     * the configuration may ask for them more often */
+    if (heartbeat_s > bk_config_long("amqp_heartbeat_s"))
+        heartbeat_s = (int)bk_config_long("amqp_heartbeat_s");
+    int first = atomic_load(&next_node);
+    if (first < 0)
+        first = (int)(getpid() % n);
+    for (int i = 0; i < n && !c; i++) {
+        int k = (first + i) % n;
+        c = open_node(&nodes[k], name, heartbeat_s, identity, password);
+        if (c) {
+            atomic_store(&next_node, (k + 1) % n);
+            /* with several nodes, which one a connection landed on matters */
+            bk_log(n > 1 ? BK_INFO : BK_DEBUG, NULL, "amqp: %s connected to %s:%d%s", name,
+                   nodes[k].host, nodes[k].port, i > 0 ? " (skipped a node that failed)" : "");
+        }
+    }
+    sodium_memzero(password, sizeof password);
+    if (!c && n > 1)
+        bk_log(BK_WARN, NULL, "amqp: none of the %d broker nodes (amqp_nodes) answered", n);
     return c;
 }
 

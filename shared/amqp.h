@@ -56,16 +56,35 @@ enum bk_amqp_identity {
 /* The user name identity logs in as: the user_id its publishes must carry. */
 const char *bk_amqp_user(enum bk_amqp_identity identity);
 
+/* One broker node. */
+struct bk_amqp_node {
+    char host[256]; /* a name or an address; IPv6 without its brackets */
+    int port;
+};
+
+/* The nodes a process connects to: amqp_nodes when set, else the one node
+ * amqp_host:amqp_port. Fills at most max entries of out; returns how many
+ * (at least 1 with a valid configuration), or -1 when an item does not parse
+ * (config.c refuses such a value at load, so only a bug gets here). */
+int bk_amqp_nodes(struct bk_amqp_node *out, int max);
+
 /* bk_amqp_connect as the given identity. */
 amqp_connection_state_t bk_amqp_connect_as(const char *name, int heartbeat_s,
                                            enum bk_amqp_identity identity);
 
 /* Opens a connection (amqp_* keys of the config), logs in and opens channel 1.
- * name shows in the management UI. heartbeat_s is the AMQP heartbeat: only
- * for a connection whose owner calls into rabbitmq-c at least that often
- * (rabbitmq-c sends heartbeats only from inside its calls); 0 turns them off,
- * for a connection that may sit idle (the outbox relay's). Returns NULL on
- * failure (logged). */
+ * With several nodes (amqp_nodes) it tries them in turn, each for at most
+ * amqp_connect_timeout_ms, and returns the first that works: the first
+ * connect of a process starts at a node chosen by its pid (so copies spread
+ * over the cluster), every later one at the node after the last it reached
+ * (so a reconnect after a node died tries the others first). Every component
+ * connects and reconnects through here. RPCs on the connection time out too
+ * (a node that hangs fails the call; the caller drops the connection and
+ * connects again). name shows in the management UI. heartbeat_s is the AMQP
+ * heartbeat, at most amqp_heartbeat_s: only for a connection whose owner
+ * calls into rabbitmq-c at least that often (rabbitmq-c sends heartbeats only
+ * from inside its calls); 0 turns them off, for a connection that may sit
+ * idle (the outbox relay's). Returns NULL on failure (logged). */
 amqp_connection_state_t bk_amqp_connect(const char *name, int heartbeat_s);
 
 /* Closes and destroys; c may be NULL. */

@@ -20,6 +20,7 @@ enum type {
     T_ADDR,    /* a bare mail address (local@domain), safe in a header and an SMTP envelope */
     T_LINK,    /* a T_URL that may hold {placeholders} (the key's choices name the allowed
                   ones, each required); a query is allowed */
+    T_NODES,   /* a list of host:port (broker nodes), at most BK_CONFIG_MAX_NODES */
 };
 
 struct key {
@@ -67,8 +68,17 @@ static const char *const RESET_URL_PLACEHOLDERS[] = {"uid", "token", NULL};
  * prints them; config/backend.conf only sets what differs. */
 static const struct key KEYS[] = {
     /* RabbitMQ */
-    STR("amqp_host", "127.0.0.1", "broker host"),
-    PORT("amqp_port", "5673", "broker AMQP port"),
+    STR("amqp_host", "127.0.0.1", "broker host (unless amqp_nodes is set)"),
+    PORT("amqp_port", "5673", "broker AMQP port (unless amqp_nodes is set)"),
+    TYPED("amqp_nodes", T_NODES, NULL,
+          "broker cluster nodes, host:port,host:port (at most 16); when set it replaces "
+          "amqp_host and amqp_port, and each connect tries the nodes in turn"),
+    INT("amqp_heartbeat_s", "30", 1, 600,
+        "AMQP heartbeat of the connections that use one (worker consumers, bridge): a broker "
+        "machine that vanishes without closing its connections is noticed after two missed"),
+    INT("amqp_connect_timeout_ms", "2000", 100, 60000,
+        "how long one connect (TCP and login) to one broker node may take before the next "
+        "node is tried"),
     STR("amqp_user", "guest", "broker identity this process logs in as (the user_id it publishes)"),
     SECRET("amqp_password", "guest", "broker password, when amqp_password_file is unset"),
     STR("amqp_password_file", NULL,
@@ -332,9 +342,42 @@ static bool link_ok(const char *s, const char *const *placeholders, char *why, s
     return true;
 }
 
+/* host:port, the host a name, an IPv4 address or a bracketed IPv6 address. */
+static bool is_node(const char *s, size_t n)
+{
+    const char *colon = NULL;
+    for (size_t i = n; i > 0; i--)
+        if (s[i - 1] == ':') {
+            colon = s + i - 1;
+            break;
+        }
+    if (!colon || colon == s)
+        return false;
+    size_t hn = (size_t)(colon - s), pn = n - hn - 1;
+    long port = 0;
+    if (pn == 0 || pn > 5)
+        return false;
+    for (size_t i = 0; i < pn; i++) {
+        if (!isdigit((unsigned char)colon[1 + i]))
+            return false;
+        port = port * 10 + (colon[1 + i] - '0');
+    }
+    if (port < 1 || port > 65535 || hn > 253)
+        return false;
+    bool v6 = s[0] == '[';
+    if (v6 && (hn < 3 || s[hn - 1] != ']'))
+        return false;
+    for (size_t i = v6 ? 1 : 0; i < (v6 ? hn - 1 : hn); i++)
+        if (v6 ? !isxdigit((unsigned char)s[i]) && s[i] != ':' && s[i] != '.'
+               : !isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '-')
+            return false;
+    return true;
+}
+
 /* Checks a list (separated by spaces or commas) item by item. */
 static bool list_ok(const char *s, enum type t, char *bad, size_t badlen)
 {
+    int items = 0;
     while (*s) {
         size_t skip = strspn(s, " ,\t");
         s += skip;
@@ -343,7 +386,9 @@ static bool list_ok(const char *s, enum type t, char *bad, size_t badlen)
             break;
         char item[512];
         snprintf(item, sizeof item, "%.*s", (int)(n < 511 ? n : 511), s);
-        bool ok = n < 511 && (t == T_ORIGINS ? is_http_url(item, false) : is_host_pattern(s, n));
+        bool ok = n < 511 && (t == T_ORIGINS ? is_http_url(item, false)
+                              : t == T_NODES ? is_node(s, n) && ++items <= BK_CONFIG_MAX_NODES
+                                             : is_host_pattern(s, n));
         if (!ok) {
             snprintf(bad, badlen, "%s", item);
             return false;
@@ -429,6 +474,14 @@ static int check(size_t i)
         if (list_ok(s, k->type, bad, sizeof bad))
             return 0;
         fprintf(stderr, "config: %s: \"%s\" is not a host name\n", k->name, bad);
+        return -1;
+    case T_NODES:
+        if (list_ok(s, k->type, bad, sizeof bad))
+            return 0;
+        fprintf(stderr,
+                "config: %s: \"%s\" is not host:port (e.g. 10.0.0.1:5672, [::1]:5672), or "
+                "there are more than %d nodes\n",
+                k->name, bad, BK_CONFIG_MAX_NODES);
         return -1;
     }
     return -1;

@@ -14,6 +14,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+/* The most broker nodes amqp_nodes may list. */
+#define BK_CONFIG_MAX_NODES 16
+
 /* Loads and checks the file and the environment. Returns 0, or -1 with every
  * problem printed on stderr (one line each). A NULL path means
  * $BACKEND_CONFIG, else config/backend.conf. May be called again (tests). */

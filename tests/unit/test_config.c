@@ -106,6 +106,17 @@ static void bad_values_are_refused(void **state)
     refused("cors_allowed_origins = https://app.example.com/path\n");
     refused("allowed_hosts = evil/example\n");
     refused("http_prot = 8000\n"); /* unknown key */
+    refused("amqp_nodes = 127.0.0.1\n");
+    refused("amqp_nodes = 127.0.0.1:0\n");
+    refused("amqp_nodes = 127.0.0.1:65536\n");
+    refused("amqp_nodes = :5672\n");
+    refused("amqp_nodes = a:1,b:x\n");
+    refused("amqp_nodes = host/x:5672\n");
+    refused("amqp_nodes = [::1:5672\n");
+    refused("amqp_nodes = a:1,a:2,a:3,a:4,a:5,a:6,a:7,a:8,a:9,a:10,a:11,a:12,a:13,a:14,a:15,"
+            "a:16,a:17\n"); /* more than BK_CONFIG_MAX_NODES */
+    refused("amqp_connect_timeout_ms = 10\n");
+    refused("amqp_heartbeat_s = 0\n");
     assert_int_equal(bk_config_load("/nonexistent/backend.conf"), -1);
 
     char ok[64];
@@ -113,7 +124,8 @@ static void bad_values_are_refused(void **state)
                "public_base_url = https://api.example.com/v1\n"
                "cors_allowed_origins = https://a.example.com, http://localhost:3000\n"
                "allowed_hosts = api.example.com .example.org *\n"
-               "log_level = warning\n");
+               "log_level = warning\n"
+               "amqp_nodes = 127.0.0.1:5675, rabbit-2.example.com:5672,[::1]:5677\n");
     assert_int_equal(bk_config_load(ok), 0);
     assert_string_equal(bk_config_str("public_base_url"), "https://api.example.com/v1");
     unlink(ok);

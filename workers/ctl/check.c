@@ -33,8 +33,13 @@ int ctl_check(const struct ctl_args *a)
     /* main() loaded it: an invalid configuration never gets here */
     bad += report("configuration", true, bk_config_path());
 
-    snprintf(detail, sizeof detail, "amqp://%s@%s:%ld%s", bk_amqp_user(BK_AMQP_PROCESS),
-             bk_config_str("amqp_host"), bk_config_long("amqp_port"), bk_config_str("amqp_vhost"));
+    if (bk_config_set("amqp_nodes")) /* a cluster: any of its nodes will do */
+        snprintf(detail, sizeof detail, "amqp://%s@{%s}%s", bk_amqp_user(BK_AMQP_PROCESS),
+                 bk_config_str("amqp_nodes"), bk_config_str("amqp_vhost"));
+    else
+        snprintf(detail, sizeof detail, "amqp://%s@%s:%ld%s", bk_amqp_user(BK_AMQP_PROCESS),
+                 bk_config_str("amqp_host"), bk_config_long("amqp_port"),
+                 bk_config_str("amqp_vhost"));
     amqp_connection_state_t c = bk_amqp_connect("backendctl-check", 0);
     if (!c)
         strncat(detail,

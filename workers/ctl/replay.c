@@ -37,7 +37,8 @@ int ctl_replay_dead_letters(const struct ctl_args *a)
     const char *prefix = ctl_opt(a, "command") ? ctl_opt(a, "command") : "";
     amqp_connection_state_t c = bk_amqp_connect("backendctl-replay", 0);
     if (!c) {
-        fprintf(stderr, "replay: cannot reach the broker (is it running? check amqp_port)\n");
+        fprintf(stderr, "replay: cannot reach the broker (is it running? check amqp_port, or "
+                        "amqp_nodes)\n");
         return 1;
     }
     int rc = 1;
