@@ -471,6 +471,27 @@ int bk_amqp_declare_topology(amqp_connection_state_t c, amqp_channel_t ch)
     return 0;
 }
 
+enum bk_amqp_next bk_amqp_next_delivery(amqp_connection_state_t c, amqp_envelope_t *env,
+                                        struct timeval *tv)
+{
+    amqp_maybe_release_buffers(c);
+    amqp_rpc_reply_t r = amqp_consume_message(c, env, tv, 0);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL)
+        return BK_AMQP_DELIVERY;
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
+        return BK_AMQP_IDLE;
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+        /* a frame that is not a delivery: only a close means reconnect */
+        amqp_frame_t f;
+        if (amqp_simple_wait_frame(c, &f) == AMQP_STATUS_OK && f.frame_type == AMQP_FRAME_METHOD &&
+            f.payload.method.id != AMQP_CHANNEL_CLOSE_METHOD &&
+            f.payload.method.id != AMQP_CONNECTION_CLOSE_METHOD)
+            return BK_AMQP_IDLE;
+    }
+    return BK_AMQP_LOST;
+}
+
 int bk_amqp_wait_confirms(amqp_connection_state_t c, amqp_channel_t ch, uint64_t last,
                           int timeout_ms)
 {

@@ -119,6 +119,19 @@ int bk_amqp_wait_confirms(amqp_connection_state_t c, amqp_channel_t ch, uint64_t
  * refused; the worker dead-letters such a command without running it. */
 bool bk_amqp_reply_to_valid(const char *s, size_t len);
 
+/* What waiting for the next delivery gave. */
+enum bk_amqp_next {
+    BK_AMQP_DELIVERY, /* env is filled: amqp_destroy_envelope it */
+    BK_AMQP_IDLE,     /* nothing within tv, or a frame that needs nothing */
+    BK_AMQP_LOST,     /* the channel or the connection is gone: reconnect */
+};
+
+/* Waits up to tv for the next delivery of a consumer on c (channel 1), the
+ * one loop every consumer (worker, subscriber) runs. Waiting inside
+ * rabbitmq-c also keeps the connection's heartbeats going. */
+enum bk_amqp_next bk_amqp_next_delivery(amqp_connection_state_t c, amqp_envelope_t *env,
+                                        struct timeval *tv);
+
 /* Copies the bytes of b into a NUL-terminated buffer of size n (truncating). */
 void bk_amqp_cstr(amqp_bytes_t b, char *out, size_t n);
 

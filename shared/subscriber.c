@@ -436,27 +436,16 @@ int bk_subscriber_main(const char *name, const struct bk_event_handler *handlers
         }
         amqp_envelope_t env;
         struct timeval tv = {1, 0};
-        amqp_maybe_release_buffers(rt.amqp);
-        amqp_rpc_reply_t r = amqp_consume_message(rt.amqp, &env, &tv, 0);
-        if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+        enum bk_amqp_next next = bk_amqp_next_delivery(rt.amqp, &env, &tv);
+        if (next == BK_AMQP_DELIVERY) {
             int lost = process(&rt, &env);
             amqp_destroy_envelope(&env);
             if (lost)
                 consumer_lost(&rt);
             continue;
         }
-        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-            r.library_error == AMQP_STATUS_TIMEOUT)
+        if (next == BK_AMQP_IDLE)
             continue;
-        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-            r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
-            amqp_frame_t f;
-            if (amqp_simple_wait_frame(rt.amqp, &f) == AMQP_STATUS_OK &&
-                f.frame_type == AMQP_FRAME_METHOD &&
-                f.payload.method.id != AMQP_CHANNEL_CLOSE_METHOD &&
-                f.payload.method.id != AMQP_CONNECTION_CLOSE_METHOD)
-                continue;
-        }
         consumer_lost(&rt);
     }
     status = 0;

@@ -1488,9 +1488,8 @@ static enum wait_result wait_for_database(struct runtime *rt, const amqp_envelop
         /* wait (the backoff) for what the broker pushes meanwhile */
         amqp_envelope_t env;
         struct timeval tv = {backoff / 1000, (backoff % 1000) * 1000};
-        amqp_maybe_release_buffers(rt->amqp);
-        amqp_rpc_reply_t r = amqp_consume_message(rt->amqp, &env, &tv, 0);
-        if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+        enum bk_amqp_next next = bk_amqp_next_delivery(rt->amqp, &env, &tv);
+        if (next == BK_AMQP_DELIVERY) {
             char key[128];
             bk_amqp_cstr(env.routing_key, key, sizeof key);
             if (is_health(rt, key)) { /* answered now: "database unavailable" */
@@ -1510,8 +1509,7 @@ static enum wait_result wait_for_database(struct runtime *rt, const amqp_envelop
                 rt->cap_held = cap;
             }
             rt->held[rt->n_held++] = env;
-        } else if (!(r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-                     r.library_error == AMQP_STATUS_TIMEOUT)) {
+        } else if (next == BK_AMQP_LOST) {
             return LOST; /* the broker requeues what the channel held */
         }
         /* short steps: a held caller's deadline must not be missed by more
@@ -1769,26 +1767,14 @@ static int run_copy(const char *name, const struct bk_command *commands, int (*i
         struct timeval tv = {1, 0};
         if (!amqp_data_in_buffer(rt.amqp) && !amqp_frames_enqueued(rt.amqp))
             flush_acks(&rt); /* about to wait: settle what is done */
-        amqp_maybe_release_buffers(rt.amqp);
-        amqp_rpc_reply_t r = amqp_consume_message(rt.amqp, &env, &tv, 0);
-        if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+        enum bk_amqp_next next = bk_amqp_next_delivery(rt.amqp, &env, &tv);
+        if (next == BK_AMQP_DELIVERY) {
             handle(&rt, &env);
             amqp_destroy_envelope(&env);
             continue;
         }
-        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-            r.library_error == AMQP_STATUS_TIMEOUT)
+        if (next == BK_AMQP_IDLE)
             continue;
-        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-            r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
-            /* a frame that is not a delivery: a close means reconnect */
-            amqp_frame_t f;
-            if (amqp_simple_wait_frame(rt.amqp, &f) == AMQP_STATUS_OK &&
-                f.frame_type == AMQP_FRAME_METHOD &&
-                f.payload.method.id != AMQP_CHANNEL_CLOSE_METHOD &&
-                f.payload.method.id != AMQP_CONNECTION_CLOSE_METHOD)
-                continue;
-        }
         bk_log(BK_WARN, NULL, "broker connection lost, reconnecting");
         amqp_destroy_connection(rt.amqp);
         rt.amqp = NULL;

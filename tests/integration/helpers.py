@@ -366,3 +366,26 @@ def register_and_login(name="user", **fields):
     register(username, **fields)
     body = login(username)
     return body["access"], body
+
+
+# ---------------------------------------------------------------- processes
+
+
+def wait(pred, timeout, step=0.2):
+    """Calls pred until it returns something true (returned) or timeout
+    seconds have passed (then its last, false, result)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = pred()
+        if result or time.monotonic() >= deadline:
+            return result
+        time.sleep(step)
+
+
+def alive(pid):
+    """Whether pid is a live process (a zombie is not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False

@@ -34,7 +34,7 @@ import uuid
 import msgpack
 import pika
 
-from helpers import HTTP_URL, AMQP_HOST, AMQP_PORT
+from helpers import wait, HTTP_URL, AMQP_HOST, AMQP_PORT
 
 RUN_DIR = os.environ.get("BK_RUN_DIR", ".run/test")
 BIN_DIR = os.environ.get("BK_BIN_DIR", "build/test/bin")
@@ -108,16 +108,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait(pred, timeout, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = pred()
-        if result:
-            return result
-        time.sleep(step)
-    return None
 
 
 def request(port, path, source="127.0.0.1", timeout=15, method="GET"):

@@ -19,7 +19,7 @@ import uuid
 import msgpack
 import pika
 
-from helpers import (PASSWORD, SERVICE, EventListener, amqp_connection, http, http_raw,
+from helpers import (wait, alive, PASSWORD, SERVICE, EventListener, amqp_connection, http, http_raw,
                      register_and_login, unique)
 
 RUN_DIR = os.environ.get("BK_RUN_DIR", ".run/test")
@@ -28,24 +28,6 @@ REPO = os.environ.get("BK_REPO", ".")
 ALLOWED_ORIGIN = "http://frontend.test"
 WORKERS = {"auth", "profile", "order", "payment"}
 RID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-
-
-def wait(pred, timeout, step=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = pred()
-        if result:
-            return result
-        time.sleep(step)
-    return None
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
 
 
 def health():

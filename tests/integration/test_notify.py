@@ -25,7 +25,7 @@ import msgpack
 import pika
 import pika.exceptions
 
-from helpers import (ADMIN, BIN_DIR, BROKER_DIR, PASSWORD, REPO, RUN_DIR, EventListener,
+from helpers import (wait, alive, ADMIN, BIN_DIR, BROKER_DIR, PASSWORD, REPO, RUN_DIR, EventListener,
                      amqp_connection, db, http, login, register, start_process, unique)
 
 SMTP_PORT = int(os.environ.get("BK_SMTP_PORT", "2526"))
@@ -34,23 +34,6 @@ SMTP_PID = os.path.join(RUN_DIR, "smtp.pid")
 NOTIFY = "notify-worker"
 NEW_PASSWORD = "an0ther-Secret-pass"
 LINK = re.compile(r"https?://[^\s\"<>]+/reset/([A-Za-z0-9_-]+)/([A-Za-z0-9_-]+)")
-
-
-def wait(pred, timeout, step=0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = pred()
-        if result or time.monotonic() >= deadline:
-            return result
-        time.sleep(step)
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
 
 
 def pid_of(path):

@@ -14,29 +14,10 @@ import uuid
 import msgpack
 import pika
 
-from helpers import (REPO, RUN_DIR, SERVICE, amqp_call, amqp_connection, db, dead_letters, http,
+from helpers import (wait, alive, REPO, RUN_DIR, SERVICE, amqp_call, amqp_connection, db, dead_letters, http,
                      register_and_login)
 
 ORDER = {"product_name": "Outage widget", "quantity": 1, "price": "3.50"}
-
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def wait(pred, timeout, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(step)
-    return None
 
 
 def healthy():
