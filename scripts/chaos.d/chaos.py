@@ -140,7 +140,8 @@ def gone(pid, kids=()):
 
 def restore():
     """Brings back whatever a failed fault left down, as the scripts start it."""
-    snippet = ("{ bk_pg_alive || { rm -f \"$(readlink -f \"$BK_PG_DIR\")/data/postmaster.pid\"; "
+    snippet = ("{ bk_pg_alive || { rm -f \"$(readlink -f \"$BK_PG_DIR\")/data/postmaster.pid\" "
+               "\"$(readlink -f \"$BK_PG_DIR\")/sock/.s.PGSQL.$BK_PG_PORT.lock\"; "
                "bk_pg_start; }; } && { bk_rmq_alive || { bk_rmq_start && bk_broker_setup && "
                "bk_ctl broker-setup >/dev/null; }; } && bk_start_procs")
     lib(snippet, 300)
@@ -426,7 +427,8 @@ class Run:
             try:
                 self.inject(kind, pick, downtime)
             except Exception as e:  # noqa: BLE001
-                self.fault_errors.append(f"{kind}: {e}")
+                self.fault_errors.append(f"{kind}: {str(e).strip().splitlines()[-1:]}")
+                self.faults.append((now(), kind, "FAILED", 0, 0.0))
                 log(f"fault {kind} failed: {e}")
                 try:
                     restore()
@@ -473,12 +475,16 @@ class Run:
                 except OSError:
                     pass
             gone(pm, kids)
-            # a dead postmaster's pid file would stop the next one while its
-            # PID exists (kill(pid, 0) succeeds on a zombie not reaped yet)
-            try:
-                os.unlink(os.path.join(real, "data", "postmaster.pid"))
-            except OSError:
-                pass
+            # a dead postmaster's lock files stop the next one while its PID
+            # exists: kill(pid, 0) succeeds on a zombie that init has not
+            # reaped yet (here that takes seconds)
+            wait(lambda: not os.path.exists(f"/proc/{pm}"), 3, 0.05)
+            for lock_file in (os.path.join(real, "data", "postmaster.pid"),
+                              os.path.join(real, "sock", f".s.PGSQL.{E['BK_PG_PORT']}.lock")):
+                try:
+                    os.unlink(lock_file)
+                except OSError:
+                    pass
             time.sleep(downtime)
             lib("bk_pg_start")
             self.faults.append((t, kind, "postgres", pm, now() - t))
