@@ -744,7 +744,7 @@ def main():
 
     # (5) dead letters of the run (they stay in backend.dead)
     mids = {r["mid"] for r in recs if "mid" in r}
-    dead, tags = [], []
+    dead, tags, expired = [], [], []
     while True:
         method, props, payload = ch.basic_get("backend.dead", auto_ack=False)
         if method is None:
@@ -753,6 +753,16 @@ def main():
         h = props.headers or {}
         rid = str(h.get("x-request-id", ""))
         if props.message_id in mids or rid.startswith(run.tag) or run.tag.encode() in payload:
+            if h.get("x-first-death-reason") == "expired" and rid.startswith(run.tag) and \
+                    "x-bk-last-error" not in h:
+                # an HTTP attempt whose caller's deadline (the bridge's
+                # expiration) passed in the queue, typically redelivered after
+                # RabbitMQ died before the worker's ack: the caller got a 5xx
+                # and retried with the same key; the command itself is checked above
+                expired.append(rid)
+                ch.basic_ack(method.delivery_tag)
+                tags.pop()
+                continue
             dead.append((props.message_id, rid, h.get("x-bk-last-error")))
     if tags:
         ch.basic_nack(tags[-1], multiple=True, requeue=True)
@@ -882,6 +892,8 @@ def main():
         print(f"  at {f[0] - started:6.2f}s  {f[1]:<11} {f[2]:<22} pid {f[3]:<8} back after {f[4]:.1f}s")
     print(f"longest pause without a successful answer: {pause:.2f}s (from {at - started:.2f}s)")
     print(f"effects checked: {checked['exact']} exactly once, {checked['at-most-once']} at most once")
+    print(f"backend.dead: {len(dead)} commands of the run, {len(expired)} expired HTTP attempts "
+          f"(the bridge's deadline passed in the queue; retried by their client; removed)")
     print(f"events on the tap: {len(events)} distinct, {dups} duplicates; {events_checked} "
           f"expected events checked")
     names = {1: "answered commands' effects exactly once", 2: "unanswered at most one effect",
