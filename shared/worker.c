@@ -1423,7 +1423,8 @@ static void send_unavailable(struct runtime *rt, const struct delivery *d)
     msgpack_sbuffer_init(&sb);
     json_t *body =
         json_pack("{s:s}", "detail", "Service temporarily unavailable, try again later.");
-    json_t *headers = json_pack("{s:s}", "Retry-After", "1");
+    /* the same Retry-After as the bridge's own 503s */
+    json_t *headers = json_pack("{s:s}", "Retry-After", bk_config_str("http_retry_after_s"));
     if (body && headers && pack_reply(&sb, 503, body, headers, NULL, 0, NULL) == 0)
         send_reply_bytes(rt, d, sb.data, sb.size);
     json_decref(body);

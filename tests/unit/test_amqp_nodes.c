@@ -16,23 +16,12 @@
 
 #include "shared/amqp.h"
 #include "shared/config.h"
-
-extern char **environ;
+#include "tests/unit/unit_env.h"
 
 /* Loads text as the configuration, with no BACKEND_* variable in the way. */
 static void load(const char *text)
 {
-    for (int again = 1; again;) {
-        again = 0;
-        for (char **e = environ; *e; e++)
-            if (strncmp(*e, "BACKEND_", 8) == 0) {
-                char name[128];
-                snprintf(name, sizeof name, "%.*s", (int)strcspn(*e, "="), *e);
-                unsetenv(name);
-                again = 1;
-                break;
-            }
-    }
+    unit_clear_backend_env();
     char path[] = "/tmp/bk-amqp-XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "shared/config.h"
+#include "tests/unit/unit_env.h"
 
 static char path[64];
 
@@ -25,35 +26,18 @@ static void write_conf(char *out, size_t n, const char *text)
     fclose(f);
 }
 
-extern char **environ;
-
 /* No BACKEND_* variable (scripts/test exports the instance's) may decide
  * what these tests see. */
-static void clear_env(void)
-{
-    for (int again = 1; again;) {
-        again = 0;
-        for (char **e = environ; *e; e++)
-            if (strncmp(*e, "BACKEND_", 8) == 0) {
-                char name[128];
-                snprintf(name, sizeof name, "%.*s", (int)strcspn(*e, "="), *e);
-                unsetenv(name);
-                again = 1;
-                break;
-            }
-    }
-}
-
 static int setup(void **state)
 {
-    clear_env();
+    unit_clear_backend_env();
     write_conf(path, sizeof path, "# comment\n\namqp_port = 5999\namqp_vhost =  spaced value  \n");
     return bk_config_load(path);
 }
 
 static int teardown(void **state)
 {
-    clear_env();
+    unit_clear_backend_env();
     bk_config_free();
     unlink(path);
     return 0;

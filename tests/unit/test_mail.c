@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "shared/config.h"
+#include "tests/unit/unit_env.h"
 #include "shared/mail.h"
 #include "shared/template.h"
 
@@ -317,30 +318,13 @@ static void repository_templates_load(void **state)
         }
 }
 
-extern char **environ;
-
-static void clear_env(void)
-{
-    for (int again = 1; again;) {
-        again = 0;
-        for (char **e = environ; *e; e++)
-            if (strncmp(*e, "BACKEND_", 8) == 0) {
-                char name[128];
-                snprintf(name, sizeof name, "%.*s", (int)strcspn(*e, "="), *e);
-                unsetenv(name);
-                again = 1;
-                break;
-            }
-    }
-}
-
 static int load_with(const char *var, const char *value)
 {
-    clear_env();
+    unit_clear_backend_env();
     if (var)
         setenv(var, value, 1);
     int rc = bk_config_load("/dev/null");
-    clear_env();
+    unit_clear_backend_env();
     return rc;
 }
 
