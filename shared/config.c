@@ -37,6 +37,7 @@ static const char *const LOG_LEVELS[] = {"debug", "info", "warn", "warning", "er
 static const char *const MAIL_BACKENDS[] = {"file", "smtp", "console", NULL};
 static const char *const SMTP_SECURITY[] = {"none", "starttls", "tls", NULL};
 static const char *const RESET_URL_PLACEHOLDERS[] = {"uid", "token", NULL};
+static const char *const USERS_LIST[] = {"user", "staff", NULL};
 
 #define STR(n, d, h)                                                                               \
     {                                                                                              \
@@ -152,6 +153,10 @@ static const struct key KEYS[] = {
     INT("login_max_failures_address", "50", 1, 1000000,
         "failed logins per client address within the window, then 429"),
     INT("login_window_s", "900", 1, 7L * 86400, "the login throttling window, seconds"),
+    /* the source systems' conflicts (issue 14, README "Source systems") */
+    CHOICE("users_list", "user", USERS_LIST,
+           "who may list GET /api/users/: user (any authenticated user: the contract and "
+           "system 000) or staff (system 003: admin-only)"),
     /* mail (the notify worker: README "Mail") */
     CHOICE("mail_backend", "file", MAIL_BACKENDS,
            "where mails go: file (one .eml per mail in mail_dir), smtp (smtp_* keys) or console "

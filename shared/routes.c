@@ -6,7 +6,60 @@
 #include <string.h>
 
 #define PAGE "page,page_size"
+/* what one's own user takes on the source systems' user routes */
+#define USER_FIELDS                                                                                \
+    "username,email,first_name,last_name,full_name,role,about,linkedin,github,phone_no,address,"   \
+    "designation,company,is_student,is_alumni,is_faculty"
 
+/* ---- the source systems' variants (issue 14; struct br_variant in routes.h) */
+
+/* simplejwt's TokenObtainPairView answers {refresh, access} alone: our login's
+ * "user" goes */
+static const struct br_variant V_TOKENS_ONLY = {.lift = "user", .lift_fields = ""};
+
+/* 001 and 002 register by email alone: password2 is the password, and the
+ * worker derives the username from the address */
+static const struct br_rename COPY_PASSWORD2[] = {{"password2", "password"}, {NULL, NULL}};
+static const struct br_variant V_BY_EMAIL = {.copies = COPY_PASSWORD2, .flags = "derive_username"};
+
+/* 001's user/: one POST, two actions (as a query parameter or a body field) */
+static const struct br_dispatch USER_ACTIONS[] = {
+    {"register", "auth.register", &V_BY_EMAIL},
+    {"login", "auth.login", &V_TOKENS_ONLY},
+    {NULL, NULL, NULL},
+};
+static const struct br_variant V_001_USER = {.dispatch_arg = "action", .dispatch = USER_ACTIONS};
+
+/* 001's AdminUser/ names the user in the body; "user_id" is read as "id" too */
+static const struct br_rename ADMIN_USER[] = {{"user_id", "id"}, {NULL, NULL}};
+static const struct br_variant V_001_ADMIN = {.renames = ADMIN_USER};
+
+/* 002's CustomTokenObtainPairSerializer: the tokens and four user fields */
+static const struct br_variant V_002_TOKEN = {
+    .lift = "user", .lift_fields = "email,full_name,is_staff,is_superuser"};
+
+/* 003's custom user calls about "bio" */
+static const struct br_rename BIO[] = {{"bio", "about"}, {NULL, NULL}};
+static const struct br_variant V_003_PROFILE = {.renames = BIO};
+
+/* 004's UserProfile calls the picture "profile_img" */
+static const struct br_rename PROFILE_IMG[] = {{"profile_img", "profile_picture"}, {NULL, NULL}};
+static const struct br_variant V_004_PROFILE = {.renames = PROFILE_IMG};
+
+/* dj-rest-auth: UserDetailsSerializer's "pk", RegisterSerializer's
+ * "password1", PasswordChangeSerializer's "new_password1" */
+static const struct br_rename DJ_USER[] = {{"pk", "id"}, {NULL, NULL}};
+static const struct br_variant V_004_AUTH = {.renames = DJ_USER};
+static const struct br_rename DJ_REGISTER[] = {
+    {"pk", "id"}, {"password1", "password"}, {NULL, NULL}};
+static const struct br_variant V_004_REGISTER = {.renames = DJ_REGISTER};
+static const struct br_rename DJ_PASSWORD[] = {{"new_password1", "new_password"}, {NULL, NULL}};
+static const struct br_variant V_004_PASSWORD = {.renames = DJ_PASSWORD};
+
+/* The unified rows leave out the two alias fields at the end (system,
+ * variant): zero is what they mean there. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 /* clang-format off */
 const struct br_route br_routes[] = {
     /* method, pattern, command, auth, flags, upload, max_body, status, query, body, summary */
@@ -157,9 +210,128 @@ const struct br_route br_routes[] = {
     {"GET", "/api/docs/", "docs", BR_ANYONE, BR_LOCAL, NULL, 0, 200, NULL,
      NULL, "An interactive page for this API"},
 
+    /* ---- the source systems' routes (issue 14): README "Source systems" ---- */
+
+    /* 000: profile system (simplejwt, a users ModelViewSet with IsOwnerOrReadOnly) */
+    {"POST", "/api/token/", "auth.login", BR_ANYONE, BR_NO_STORE, NULL, 0, 200, NULL,
+     "username,password", "Log in: a refresh and an access token", "000", &V_TOKENS_ONLY},
+    {"POST", "/api/token/refresh/", "auth.refresh_access", BR_ANYONE, BR_NO_STORE, NULL, 0, 200,
+     NULL, "refresh", "A new access token; the refresh token stays valid", "000", NULL},
+    {"PUT", "/api/users/{id}/", "profile.update_user", BR_USER, 0, "profile_picture", 0, 200,
+     NULL, USER_FIELDS, "Replace one's own user (owner)", "000", NULL},
+    {"PATCH", "/api/users/{id}/", "profile.update_user", BR_USER, 0, "profile_picture", 0, 200,
+     NULL, USER_FIELDS, "Update one's own user (owner)", "000", NULL},
+    {"DELETE", "/api/users/{id}/", "profile.delete_user", BR_USER, 0, NULL, 0, 204, NULL,
+     NULL, "Delete one's own user (owner)", "000", NULL},
+    {"POST", "/api/resumes/", "resume.update", BR_USER, 0, "file", 0, 200, NULL,
+     NULL, "Upload the caller's resume (PDF)", "000", NULL},
+    {"GET", "/api/resumes/{id}/", "resume.get", BR_USER, 0, NULL, 0, 200, NULL,
+     NULL, "A user's resume (id: the user's)", "000", NULL},
+
+    /* 001: account management (user/ with actions, user/<id>/, AdminUser/), with and
+     * without /api */
+    {"GET", "/user/", "actions", BR_ANYONE, BR_LOCAL, NULL, 0, 200, NULL,
+     NULL, "The actions of POST user/ (register, login)", "001", &V_001_USER},
+    {"POST", "/user/", "auth.register", BR_ANYONE, BR_NO_STORE, NULL, 0, 201, "action",
+     "action,email,password,role,designation,company,first_name,last_name",
+     "action=register: register by email (201); action=login: tokens (200)", "001", &V_001_USER},
+    {"GET", "/user/{id}/", "profile.get", BR_USER, 0, NULL, 0, 200, NULL,
+     NULL, "A user's account", "001", NULL},
+    {"PUT", "/user/{id}/", "profile.update_user", BR_USER, 0, NULL, 0, 200, NULL,
+     USER_FIELDS, "Replace one's own account", "001", NULL},
+    {"PATCH", "/user/{id}/", "profile.update_user", BR_USER, 0, NULL, 0, 200, NULL,
+     USER_FIELDS, "Update one's own account", "001", NULL},
+    {"DELETE", "/user/{id}/", "profile.delete_user", BR_USER, 0, NULL, 0, 204, NULL,
+     NULL, "Delete one's own account", "001", NULL},
+    {"GET", "/AdminUser/", "admin.list", BR_STAFF, 0, NULL, 0, 200, "search,role," PAGE,
+     NULL, "Every user (staff)", "001", NULL},
+    {"PUT", "/AdminUser/", "admin.set_role", BR_STAFF, 0, NULL, 0, 200, NULL,
+     "id,role", "Change a user's role; \"admin\" makes staff (staff)", "001", &V_001_ADMIN},
+    {"PATCH", "/AdminUser/", "admin.set_role", BR_STAFF, 0, NULL, 0, 200, NULL,
+     "id,role", "Change a user's role; \"admin\" makes staff (staff)", "001", &V_001_ADMIN},
+    {"DELETE", "/AdminUser/", "admin.delete", BR_STAFF, 0, NULL, 0, 204, NULL,
+     "id", "Delete a user (staff)", "001", &V_001_ADMIN},
+    {"GET", "/api/user/", "actions", BR_ANYONE, BR_LOCAL, NULL, 0, 200, NULL,
+     NULL, "The actions of POST user/ (register, login)", "001", &V_001_USER},
+    {"POST", "/api/user/", "auth.register", BR_ANYONE, BR_NO_STORE, NULL, 0, 201, "action",
+     "action,email,password,role,designation,company,first_name,last_name",
+     "action=register: register by email (201); action=login: tokens (200)", "001", &V_001_USER},
+    {"GET", "/api/user/{id}/", "profile.get", BR_USER, 0, NULL, 0, 200, NULL,
+     NULL, "A user's account", "001", NULL},
+    {"PUT", "/api/user/{id}/", "profile.update_user", BR_USER, 0, NULL, 0, 200, NULL,
+     USER_FIELDS, "Replace one's own account", "001", NULL},
+    {"PATCH", "/api/user/{id}/", "profile.update_user", BR_USER, 0, NULL, 0, 200, NULL,
+     USER_FIELDS, "Update one's own account", "001", NULL},
+    {"DELETE", "/api/user/{id}/", "profile.delete_user", BR_USER, 0, NULL, 0, 204, NULL,
+     NULL, "Delete one's own account", "001", NULL},
+    {"GET", "/api/AdminUser/", "admin.list", BR_STAFF, 0, NULL, 0, 200, "search,role," PAGE,
+     NULL, "Every user (staff)", "001", NULL},
+    {"PUT", "/api/AdminUser/", "admin.set_role", BR_STAFF, 0, NULL, 0, 200, NULL,
+     "id,role", "Change a user's role; \"admin\" makes staff (staff)", "001", &V_001_ADMIN},
+    {"PATCH", "/api/AdminUser/", "admin.set_role", BR_STAFF, 0, NULL, 0, 200, NULL,
+     "id,role", "Change a user's role; \"admin\" makes staff (staff)", "001", &V_001_ADMIN},
+    {"DELETE", "/api/AdminUser/", "admin.delete", BR_STAFF, 0, NULL, 0, 204, NULL,
+     "id", "Delete a user (staff)", "001", &V_001_ADMIN},
+
+    /* 002: music institute (simplejwt without rotation, login by email) */
+    {"POST", "/api/v1/accounts/register/", "auth.register", BR_ANYONE, 0, NULL, 0, 201, NULL,
+     "email,full_name,password", "Register by email", "002", &V_BY_EMAIL},
+    {"POST", "/api/v1/accounts/token/", "auth.login", BR_ANYONE, BR_NO_STORE, NULL, 0, 200, NULL,
+     "email,password", "Log in by email: tokens, email, full_name, is_staff, is_superuser",
+     "002", &V_002_TOKEN},
+    {"POST", "/api/v1/accounts/token/refresh/", "auth.refresh_access", BR_ANYONE, BR_NO_STORE,
+     NULL, 0, 200, NULL, "refresh", "A new access token; the refresh token stays valid", "002",
+     NULL},
+    {"POST", "/api/v1/accounts/logout/", "auth.logout", BR_USER, 0, NULL, 0, 200, NULL,
+     "refresh", "Blacklist a refresh token", "002", NULL},
+
+    /* 003: social API (register, login and GET /api/users/ are the unified rows) */
+    {"GET", "/api/auth/profile/", "profile.me", BR_USER, 0, NULL, 0, 200, NULL,
+     NULL, "The caller's profile", "003", &V_003_PROFILE},
+    {"PUT", "/api/auth/profile/", "profile.update_user", BR_USER, 0, "profile_picture", 0, 200,
+     NULL, "username,email,bio", "Update the caller's profile", "003", &V_003_PROFILE},
+
+    /* 004: e-commerce (no /api prefix; dj-rest-auth with JWT) */
+    {"GET", "/profile/", "profile.me", BR_USER, 0, NULL, 0, 200, NULL,
+     NULL, "The caller's profile", "004", &V_004_PROFILE},
+    {"PUT", "/profile/", "profile.update_user", BR_USER, 0, "profile_img", 0, 200, NULL,
+     "first_name,last_name,email,phone_no,address", "Edit the caller's profile", "004",
+     &V_004_PROFILE},
+    {"POST", "/orders/", "order.place", BR_USER, 0, NULL, 0, 201, NULL,
+     "product_name,quantity,price", "Place an order", "004", NULL},
+    {"GET", "/orders/", "order.list", BR_USER, 0, NULL, 0, 200, "status,all," PAGE,
+     NULL, "The caller's orders, newest first", "004", NULL},
+    {"GET", "/orders/{id}/", "order.get", BR_USER, 0, NULL, 0, 200, NULL,
+     NULL, "An order (owner or staff)", "004", NULL},
+    {"POST", "/payments/", "payment.initiate", BR_USER, 0, NULL, 0, 201, NULL,
+     "order,amount", "Start the payment of a pending order", "004", NULL},
+    {"PUT", "/payments/{id}/", "payment.set_status", BR_STAFF_OR_SERVICE, 0, NULL, 0, 200, NULL,
+     "status", "Set a payment's status", "004", NULL},
+    {"POST", "/auth/registration/", "auth.signup", BR_ANYONE, BR_NO_STORE, NULL, 0, 201, NULL,
+     "username,email,password1,password2", "Register: tokens and the user", "004",
+     &V_004_REGISTER},
+    {"POST", "/auth/login/", "auth.login", BR_ANYONE, BR_NO_STORE, NULL, 0, 200, NULL,
+     "username,email,password", "Log in: tokens and the user", "004", &V_004_AUTH},
+    {"POST", "/auth/logout/", "auth.logout", BR_USER, 0, NULL, 0, 200, NULL,
+     "refresh", "Blacklist a refresh token", "004", NULL},
+    {"GET", "/auth/user/", "profile.me", BR_USER, 0, NULL, 0, 200, NULL,
+     NULL, "The caller", "004", &V_004_AUTH},
+    {"PUT", "/auth/user/", "profile.update_user", BR_USER, 0, NULL, 0, 200, NULL,
+     "username,first_name,last_name", "Replace the caller's details", "004", &V_004_AUTH},
+    {"PATCH", "/auth/user/", "profile.update_user", BR_USER, 0, NULL, 0, 200, NULL,
+     "username,first_name,last_name", "Update the caller's details", "004", &V_004_AUTH},
+    {"POST", "/auth/password/change/", "auth.change_password", BR_USER, BR_NO_STORE, NULL, 0,
+     200, NULL, "old_password,new_password1,new_password2", "Change the password", "004",
+     &V_004_PASSWORD},
+    {"POST", "/auth/token/refresh/", "auth.refresh", BR_ANYONE, BR_NO_STORE, NULL, 0, 200, NULL,
+     "refresh", "Rotate a refresh token", "004", NULL},
+    {"POST", "/auth/token/verify/", "auth.verify", BR_ANYONE, 0, NULL, 0, 200, NULL,
+     "token", "Verify a token", "004", NULL},
+
     {NULL, NULL, NULL, 0, 0, NULL, 0, 0, NULL, NULL, NULL},
 };
 /* clang-format on */
+#pragma GCC diagnostic pop
 
 /* Length of s without one trailing slash (but "/" stays "/"). */
 static size_t trimmed_len(const char *s, size_t n)
@@ -232,7 +404,7 @@ const struct br_route *br_routes_find(const struct br_route *from, const char *c
                                       const char *method)
 {
     for (const struct br_route *r = from ? from : br_routes; r->method; r++)
-        if (strcmp(r->command, command) == 0 && strcmp(r->method, method) == 0)
+        if (!r->system && strcmp(r->command, command) == 0 && strcmp(r->method, method) == 0)
             return r;
     return NULL;
 }

@@ -47,6 +47,39 @@ enum br_route_flags {
     BR_ANY_HOST = 8, /* answered whatever the Host header: probes connect by address */
 };
 
+/* A source system's shape of a route (issue 14): how the bridge turns that
+ * system's request into our command's args and our reply into that system's
+ * answer. Declared in shared/routes.c beside the rows that name it and
+ * applied in one place, the bridge's transcoding step (workers/bridge/
+ * variant.c); handlers never know which system called.
+ *
+ * Request, in this order: renames (their field -> ours, on body, query and
+ * file fields; theirs wins over ours when both are sent), copies (args[to] =
+ * args[from] when to is absent), flags (args set to true), then dispatch
+ * (args[dispatch_arg] picks the command, and maybe a further variant).
+ * Reply (JSON bodies of 2xx and 4xx alike): lift (the listed fields of
+ * body[lift] move to the top and body[lift] goes), then renames the other
+ * way (our key -> theirs, at every depth: error bodies name their fields). */
+struct br_rename {
+    const char *theirs, *ours;
+};
+
+struct br_dispatch {
+    const char *value;                /* the arg's value ("register") */
+    const char *command;              /* the command it runs ("auth.register") */
+    const struct br_variant *variant; /* applied after the dispatch, or NULL */
+};
+
+struct br_variant {
+    const struct br_rename *renames;    /* ended by {NULL, NULL}, or NULL */
+    const struct br_rename *copies;     /* {to, from} pairs, ended by {NULL, NULL}, or NULL */
+    const char *flags;                  /* args set to true, comma-separated, or NULL */
+    const char *lift;                   /* reply: the object whose fields rise, or NULL */
+    const char *lift_fields;            /* comma-separated */
+    const char *dispatch_arg;           /* "action", or NULL */
+    const struct br_dispatch *dispatch; /* ended by {NULL, ...} */
+};
+
 struct br_route {
     const char *method;  /* "GET", "POST", "PUT", "PATCH", "DELETE" */
     const char *pattern; /* "/api/orders/{id}/", written with its slash as in the contract */
@@ -60,6 +93,10 @@ struct br_route {
     const char *query;  /* documented query parameters, comma-separated, or NULL */
     const char *body;   /* documented JSON body fields, comma-separated, or NULL */
     const char *summary;
+    /* issue 14: a source system's alias ("000".."004"; NULL: the unified
+     * contract) and its variant (NULL: our shapes as they are) */
+    const char *system;
+    const struct br_variant *variant;
 };
 
 /* The table, ending with a zeroed row. */
@@ -98,7 +135,9 @@ size_t br_routes_allow(const char *path, char *out, size_t n);
 
 /* The first row at or after from (NULL: the table's start) that carries
  * command with method, or NULL. A worker finds its command's path with it
- * ("order.list", "GET" -> "/api/orders/"); resume.get has two rows. */
+ * ("order.list", "GET" -> "/api/orders/"); resume.get has two rows. Only
+ * the unified rows count: a source system's alias is never the canonical
+ * path of a command. */
 const struct br_route *br_routes_find(const struct br_route *from, const char *command,
                                       const char *method);
 

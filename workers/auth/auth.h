@@ -8,7 +8,9 @@
 
 int auth_register(struct bk_call *c);
 int auth_login(struct bk_call *c);
+int auth_signup(struct bk_call *c);
 int auth_refresh(struct bk_call *c);
+int auth_refresh_access(struct bk_call *c);
 int auth_verify(struct bk_call *c);
 int auth_logout(struct bk_call *c);
 int auth_logout_all(struct bk_call *c);

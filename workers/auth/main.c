@@ -7,6 +7,9 @@ static const struct bk_command commands[] = {
     {"auth.register", auth_register, BK_PUBLIC, BK_WRITE},
     {"auth.login", auth_login, BK_PUBLIC, BK_WRITE},
     {"auth.refresh", auth_refresh, BK_PUBLIC, BK_WRITE},
+    /* issue 14: dj-rest-auth's registration (004), refresh without rotation (000, 002) */
+    {"auth.signup", auth_signup, BK_PUBLIC, BK_WRITE},
+    {"auth.refresh_access", auth_refresh_access, BK_PUBLIC, BK_READ},
     {"auth.verify", auth_verify, BK_PUBLIC, BK_READ},
     {"auth.logout", auth_logout, BK_USER, BK_WRITE},
     {"auth.logout_all", auth_logout_all, BK_USER, BK_WRITE},

@@ -1,5 +1,6 @@
 /* auth.refresh, auth.verify, auth.logout, auth.logout_all, auth.jwks: the
  * life of a login's refresh token family. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -159,4 +160,43 @@ int auth_jwks(struct bk_call *c)
      * far longer than this */
     bk_reply_header(c, "Cache-Control", "public, max-age=300");
     return rc;
+}
+
+/* auth.refresh_access: simplejwt's TokenRefreshView with
+ * ROTATE_REFRESH_TOKENS off (000's and 002's settings): a new access token
+ * of the same login, and the refresh token stays valid until it expires or
+ * is logged out. */
+int auth_refresh_access(struct bk_call *c)
+{
+    struct bk_jwt_claims cl;
+    if (!read_token(c, "refresh", "refresh", &cl))
+        return 0;
+    PGresult *r = BK_SQL(c,
+                         "SELECT rt.used_at IS NOT NULL OR f.revoked_at IS NOT NULL, f.id, u.id, "
+                         "u.is_active, u.is_staff, u.role FROM refresh_tokens rt "
+                         "JOIN token_families f ON f.id = rt.family_id "
+                         "JOIN users u ON u.id = f.user_id WHERE rt.jti = $1",
+                         cl.jti);
+    if (!r)
+        return -1;
+    if (PQntuples(r) == 0)
+        return invalid_token(c);
+    if (strcmp(PQgetvalue(r, 0, 0), "t") == 0)
+        return blacklisted(c);
+    if (strcmp(PQgetvalue(r, 0, 3), "t") != 0)
+        return bk_reply_code(c, 401, "No active account found with the given credentials",
+                             "no_active_account");
+    int64_t now = bk_now_ms() / 1000;
+    struct bk_jwt_claims a = {.iat = now,
+                              .exp = now + bk_config_long("jwt_access_ttl"),
+                              .user_id = atoll(PQgetvalue(r, 0, 2)),
+                              .is_staff = strcmp(PQgetvalue(r, 0, 4), "t") == 0};
+    snprintf(a.token_type, sizeof a.token_type, "access");
+    snprintf(a.role, sizeof a.role, "%s", PQgetvalue(r, 0, 5));
+    snprintf(a.family, sizeof a.family, "%s", PQgetvalue(r, 0, 1));
+    bk_uuid4(a.jti);
+    char *at = bk_alloc(c, BK_JWT_MAX + 1);
+    if (bk_jwt_sign(bk_config_str("key_dir"), &a, at, BK_JWT_MAX + 1) != 0)
+        return -1;
+    return bk_reply(c, 200, json_pack("{s:s}", "access", at));
 }

@@ -31,6 +31,7 @@
 #include "workers/bridge/request.h"
 #include "shared/routes.h"
 #include "workers/bridge/rpc.h"
+#include "workers/bridge/variant.h"
 
 /* An over-limit or refused body up to this size is read and dropped so the
  * client gets its answer on a connection that stays usable; a bigger one is
@@ -98,6 +99,7 @@ struct req {
     bool caller_counted; /* br_guard_caller_take succeeded: put it back when done */
     char health_cmd[64];
     char *request_url;
+    const struct br_variant *reply_variant; /* shapes the reply (a source system's route) */
     struct br_call call;
 
     /* the answer; set by the AMQP thread before it resumes the connection */
@@ -393,6 +395,7 @@ static struct MHD_Response *reply_response(struct req *r, enum br_rpc_result res
         json_t *j = bk_json_from_msgpack(body);
         if (!j)
             goto bad;
+        br_variant_reply(r->reply_variant, j);
         resp = json_response(r, j);
     }
     if (!resp)
@@ -694,6 +697,11 @@ static enum MHD_Result local_route(struct req *r, const struct br_route *route)
         return health(r);
     if (strcmp(route->command, "live") == 0) /* the process serves: nothing else is asked */
         return send_response(r, 200, json_response(r, json_pack("{s:s}", "status", "ok")));
+    if (strcmp(route->command, "actions") == 0) {
+        json_t *body = br_variant_actions(route->variant);
+        return body ? send_response(r, 200, json_response(r, body))
+                    : send_detail(r, 500, "A server error occurred.");
+    }
     if (strcmp(route->command, "openapi") == 0) {
         resp = buffer_response(r, strlen(hs.openapi), hs.openapi, MHD_RESPMEM_PERSISTENT);
         if (resp)
@@ -764,6 +772,13 @@ static enum MHD_Result on_complete(struct req *r, const char *url, const char *m
         if (inm && br_request_header_ok(inm, 1024))
             json_object_set_new(args, "if_none_match", json_string(inm));
     }
+    /* a source system's shapes become ours here, and only here */
+    const char *command = route->command;
+    int vst = br_variant_request(route->variant, args, files, &command, &r->reply_variant, &err);
+    if (vst != 0) {
+        ret = send_response(r, (unsigned)vst, json_response(r, err));
+        goto out;
+    }
 
     const char *tok = NULL;
     size_t tok_len = 0;
@@ -783,11 +798,11 @@ static enum MHD_Result on_complete(struct req *r, const char *url, const char *m
         goto out;
     }
     drop_body(r); /* packed: the copies are no longer needed while waiting */
-    if (!br_rpc_ready(route->command)) {
+    if (!br_rpc_ready(command)) {
         ret = send_detail(r, 503, "Service unavailable.");
         goto out;
     }
-    r->call.command = route->command;
+    r->call.command = command;
     r->call.timeout_ms = hs.timeout_ms;
     ret = dispatch(r);
 out:

@@ -33,11 +33,30 @@ static void lower(const char *s, char *out, size_t n)
 /* The command when no other row has it; else "<command>.<method>" when the
  * methods tell the rows apart (PUT/PATCH of one *.update); else the first
  * row keeps the command and later ones get ".2", ".3"... */
+static bool same_system(const struct br_route *a, const struct br_route *b)
+{
+    return a->system == b->system || (a->system && b->system && !strcmp(a->system, b->system));
+}
+
+/* A source system's alias (issue 14) is named within its system:
+ * "s002.auth.login", suffixed the same way among that system's rows, so the
+ * unified rows keep their names. */
 static void operation_id(const struct br_route *r, char *out, size_t n)
 {
+    char cmd[96];
+    if (r->system) {
+        snprintf(cmd, sizeof cmd, "s%s.%s", r->system, r->command);
+        /* 001's rows come twice, with and without /api */
+        if (strncmp(r->pattern, "/api/", 5) == 0 && strcmp(r->system, "001") == 0)
+            snprintf(cmd, sizeof cmd, "s%s.api.%s", r->system, r->command);
+    } else {
+        snprintf(cmd, sizeof cmd, "%s", r->command);
+    }
     int same = 0, same_method = 0, earlier = 0;
     for (const struct br_route *q = br_routes; q->method; q++) {
-        if (q == r || strcmp(q->command, r->command) != 0)
+        if (q == r || strcmp(q->command, r->command) != 0 || !same_system(q, r) ||
+            (r->system &&
+             (strncmp(q->pattern, "/api/", 5) == 0) != (strncmp(r->pattern, "/api/", 5) == 0)))
             continue;
         same++;
         if (strcmp(q->method, r->method) == 0) {
@@ -47,15 +66,15 @@ static void operation_id(const struct br_route *r, char *out, size_t n)
         }
     }
     if (same == 0) {
-        snprintf(out, n, "%s", r->command);
+        snprintf(out, n, "%s", cmd);
     } else if (same_method == 0) {
         char m[16];
         lower(r->method, m, sizeof m);
-        snprintf(out, n, "%s.%s", r->command, m);
+        snprintf(out, n, "%s.%s", cmd, m);
     } else if (earlier == 0) {
-        snprintf(out, n, "%s", r->command);
+        snprintf(out, n, "%s", cmd);
     } else {
-        snprintf(out, n, "%s.%d", r->command, earlier + 1);
+        snprintf(out, n, "%s.%d", cmd, earlier + 1);
     }
 }
 
@@ -91,13 +110,22 @@ static json_t *field_schema(const char *fields, const char *upload)
 
 static json_t *operation(const struct br_route *r)
 {
-    char id[96];
+    char id[128];
     operation_id(r, id, sizeof id);
     bool local = r->flags & BR_LOCAL;
     const char *dot = strchr(r->command, '.');
-    json_t *op = json_pack("{s:s, s:s, s:[s%]}", "operationId", id, "summary", r->summary, "tags",
-                           local ? "bridge" : r->command,
-                           local ? strlen("bridge") : (size_t)(dot - r->command));
+    /* a source system's alias is grouped under that system (issue 14) */
+    char tag[32];
+    if (r->system)
+        snprintf(tag, sizeof tag, "system %s", r->system);
+    else if (local)
+        snprintf(tag, sizeof tag, "bridge");
+    else
+        snprintf(tag, sizeof tag, "%.*s", (int)(dot - r->command), r->command);
+    json_t *op =
+        json_pack("{s:s, s:s, s:[s]}", "operationId", id, "summary", r->summary, "tags", tag);
+    if (r->system)
+        json_object_set_new(op, "x-system", json_string(r->system));
     if (!local)
         json_object_set_new(op, "x-command", json_string(r->command));
     json_object_set_new(op, "x-auth", json_string(auth_name(r->auth)));

@@ -37,28 +37,12 @@ static const char *arg_flag(struct bk_call *c, const char *key)
 
 static const char FORBIDDEN[] = "You do not have permission to perform this action.";
 
-int admin_update(struct bk_call *c)
+/* Sets what is not NULL of role, staff and active ("t"/"f") on user id,
+ * which exists, under the last-staff guard. */
+static int set_user(struct bk_call *c, const char *id, const char *role, const char *staff,
+                    const char *active)
 {
-    const char *id = bk_arg_id(c, "id");
-    if (bk_failed(c))
-        return bk_reply_invalid(c);
-    PGresult *r = BK_SQL(c, "SELECT 1 FROM users WHERE id = $1", id);
-    if (!r)
-        return -1;
-    if (PQntuples(r) == 0)
-        return bk_reply_detail(c, 404, "Not found.");
-
-    /* DRF's ChoiceField: an explicit null is an error even when optional */
-    const char *role = NULL;
-    if (bk_arg_present(c, "role") && !bk_arg(c, "role"))
-        bk_error(c, "role", "This field may not be null.");
-    else
-        role = bk_arg_choice(c, "role", BK_OPTIONAL, bk_roles);
-    const char *staff = arg_flag(c, "is_staff");
-    const char *active = arg_flag(c, "is_active");
-    if (bk_failed(c))
-        return bk_reply_invalid(c);
-
+    PGresult *r;
     int64_t n_staff;
     bool target_staff, actor_staff;
     if (pr_lock_staff(c, id, &n_staff, &target_staff, &actor_staff) != 0)
@@ -114,6 +98,67 @@ int admin_update(struct bk_call *c)
     else
         json_decref(changed);
     return bk_reply_text(c, 200, PQgetvalue(r, 0, 0));
+}
+
+/* The user named by args.id: its id, or NULL with the reply set (or
+ * *failed on a database failure). */
+static const char *existing_user(struct bk_call *c, bool *failed)
+{
+    *failed = false;
+    const char *id = bk_arg_id(c, "id");
+    if (bk_failed(c)) {
+        bk_reply_invalid(c);
+        return NULL;
+    }
+    PGresult *r = BK_SQL(c, "SELECT 1 FROM users WHERE id = $1", id);
+    if (!r) {
+        *failed = true;
+        return NULL;
+    }
+    if (PQntuples(r) == 0) {
+        bk_reply_detail(c, 404, "Not found.");
+        return NULL;
+    }
+    return id;
+}
+
+int admin_update(struct bk_call *c)
+{
+    bool failed;
+    const char *id = existing_user(c, &failed);
+    if (!id)
+        return failed ? -1 : 0;
+    /* DRF's ChoiceField: an explicit null is an error even when optional */
+    const char *role = NULL;
+    if (bk_arg_present(c, "role") && !bk_arg(c, "role"))
+        bk_error(c, "role", "This field may not be null.");
+    else
+        role = bk_arg_choice(c, "role", BK_OPTIONAL, bk_roles);
+    const char *staff = arg_flag(c, "is_staff");
+    const char *active = arg_flag(c, "is_active");
+    if (bk_failed(c))
+        return bk_reply_invalid(c);
+    return set_user(c, id, role, staff, active);
+}
+
+/* admin.set_role: 001's AdminUser/ changes a user's role, where being an
+ * admin is a role: "admin" makes the user staff (its role stays), any of
+ * our roles sets it and takes staff away (the downgrade 001 allows an admin
+ * on itself, after which AdminUser/ answers it 403). */
+int admin_set_role(struct bk_call *c)
+{
+    bool failed;
+    const char *id = existing_user(c, &failed);
+    if (!id)
+        return failed ? -1 : 0;
+    const msgpack_object *a = bk_arg(c, "role");
+    if (a && a->type == MSGPACK_OBJECT_STR && a->via.str.size == 5 &&
+        memcmp(a->via.str.ptr, "admin", 5) == 0)
+        return set_user(c, id, NULL, "t", NULL);
+    const char *role = bk_arg_choice(c, "role", BK_REQUIRED, bk_roles);
+    if (bk_failed(c))
+        return bk_reply_invalid(c);
+    return set_user(c, id, role, "f", NULL);
 }
 
 int admin_delete(struct bk_call *c)

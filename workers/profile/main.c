@@ -10,6 +10,9 @@ static const struct bk_command commands[] = {
     {"profile.me", profile_me, BK_USER, BK_READ},
     {"profile.update", profile_update, BK_USER, BK_WRITE},
     {"profile.delete", profile_delete, BK_USER, BK_WRITE},
+    /* issue 14: one's own user on the source systems' routes */
+    {"profile.update_user", profile_update_user, BK_USER, BK_WRITE},
+    {"profile.delete_user", profile_delete_user, BK_USER, BK_WRITE},
     {"profile.set_picture", profile_set_picture, BK_USER, BK_WRITE},
     {"profile.clear_picture", profile_clear_picture, BK_USER, BK_WRITE},
     {"profile.follow", profile_follow, BK_USER, BK_WRITE},
@@ -45,6 +48,7 @@ static const struct bk_command commands[] = {
     {"admin.get", admin_get, BK_STAFF, BK_READ},
     {"admin.update", admin_update, BK_STAFF, BK_WRITE},
     {"admin.delete", admin_delete, BK_STAFF, BK_WRITE},
+    {"admin.set_role", admin_set_role, BK_STAFF, BK_WRITE}, /* 001's AdminUser/ */
     {NULL, NULL, 0, 0},
 };
 

@@ -1,10 +1,12 @@
 /* profile.*: the user list and search, a user's profile with its nested
  * lists, the caller's own profile (read, update, delete, picture), follows. */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "shared/config.h"
 #include "shared/password.h"
 #include "shared/validate.h"
 #include "workers/profile/profile.h"
@@ -153,8 +155,12 @@ static int users_list(struct bk_call *c, int scope)
     return bk_reply_page(c, &p, count < 0 ? 0 : count, results);
 }
 
+/* Who may list: any user (the contract, 000) or staff only (003's "User
+ * List ... (Admin-only)"): the config key users_list decides. */
 int profile_list(struct bk_call *c)
 {
+    if (strcmp(bk_config_str("users_list"), "staff") == 0 && !c->actor.is_staff)
+        return bk_reply_detail(c, 403, "You do not have permission to perform this action.");
     return users_list(c, PUBLIC);
 }
 
@@ -278,11 +284,56 @@ static void read_fields(struct bk_call *c, bool partial, const char *v[N_FIELDS]
     }
 }
 
-int profile_update(struct bk_call *c)
+/* The extra fields of one's own user on the source systems' user routes
+ * (profile.update_user): the username, the role (001 lists it among what a
+ * user updates; staff stays an admin matter), full_name, and a picture
+ * upload (profile_picture as a file; a string there is the representation
+ * sent back and is ignored, as DRF's read of a URL would be). */
+struct extra {
+    const char *username, *role, *full_name;
+    struct pr_upload pic;
+    int pic_state; /* pr_upload_read's: 1 a file, 0 none, -1 invalid */
+};
+
+/* Django's UnicodeUsernameValidator, as auth.register has it. */
+static bool username_ok(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (!(isalnum(*p) || *p >= 0x80 || strchr("@.+-_", *p)))
+            return false;
+    return true;
+}
+
+static void read_extra(struct bk_call *c, struct extra *x)
+{
+    x->username = pr_arg_text(c, "username", BK_OPTIONAL, 150);
+    if (x->username && !username_ok(x->username)) {
+        bk_error(c, "username",
+                 "Enter a valid username. This value may contain only letters, "
+                 "numbers, and @/./+/-/_ characters.");
+        x->username = NULL;
+    }
+    if (bk_arg_present(c, "role") && !bk_arg(c, "role"))
+        bk_error(c, "role", "This field may not be null.");
+    else
+        x->role = bk_arg_choice(c, "role", BK_OPTIONAL, bk_roles);
+    x->full_name = pr_arg_text(c, "full_name", BK_ALLOW_BLANK, 301);
+    const msgpack_object *pic = bk_arg(c, "profile_picture");
+    x->pic_state = 0;
+    if (pic && pic->type == MSGPACK_OBJECT_BIN)
+        x->pic_state = pr_upload_read(c, "profile_picture", PR_IMAGE, false, &x->pic);
+}
+
+/* Updates user uid (the caller, checked by the callers) from the fields and,
+ * with x, the extra ones. */
+static int update(struct bk_call *c, const char *uid, struct extra *x)
 {
     const char *v[N_FIELDS];
     read_fields(c, pr_partial(c), v);
-    const char *uid = c->actor.id;
+    if (x)
+        read_extra(c, x);
+    const char *username = x ? x->username : NULL, *role = x ? x->role : NULL;
+    const char *full = x ? x->full_name : NULL;
     if (v[0] && !bk_failed(c)) {
         PGresult *r =
             BK_SQL(c, "SELECT 1 FROM users WHERE lower(email) = lower($1) AND id <> $2", v[0], uid);
@@ -291,13 +342,22 @@ int profile_update(struct bk_call *c)
         if (PQntuples(r))
             bk_error(c, "email", "A user with that email already exists.");
     }
+    if (username && !bk_failed(c)) {
+        PGresult *r =
+            BK_SQL(c, "SELECT 1 FROM users WHERE username = $1 AND id <> $2", username, uid);
+        if (!r)
+            return -1;
+        if (PQntuples(r))
+            bk_error(c, "username", "A user with that username already exists.");
+    }
     if (bk_failed(c))
         return bk_reply_invalid(c);
 
     PGresult *old = BK_SQL(c,
                            "SELECT email, first_name, last_name, about, linkedin, github, "
                            "phone_no, address, designation, company, is_student::text, "
-                           "is_alumni::text, is_faculty::text FROM users WHERE id = $1 FOR UPDATE",
+                           "is_alumni::text, is_faculty::text, username, role, full_name, "
+                           "is_staff FROM users WHERE id = $1 FOR UPDATE",
                            uid);
     if (!old)
         return -1;
@@ -307,6 +367,20 @@ int profile_update(struct bk_call *c)
     for (size_t i = 0; i < N_FIELDS; i++)
         if (v[i] && strcmp(v[i], PQgetvalue(old, 0, (int)i)) != 0)
             json_array_append_new(changed, json_string(fields[i].name));
+    const char *extra_v[] = {username, role, full};
+    const char *extra_n[] = {"username", "role", "full_name"};
+    for (int i = 0; i < 3; i++)
+        if (extra_v[i] && strcmp(extra_v[i], PQgetvalue(old, 0, (int)N_FIELDS + i)) != 0)
+            json_array_append_new(changed, json_string(extra_n[i]));
+
+    const char *pic_key = NULL;
+    if (x && x->pic_state == 1) {
+        if (pr_media_store(c, &x->pic, &pic_key) != 0) {
+            json_decref(changed);
+            return -1;
+        }
+        json_array_append_new(changed, json_string("profile_picture"));
+    }
 
     PGresult *r = BK_SQL(c,
                          "UPDATE users SET email = coalesce($2, email), "
@@ -318,28 +392,104 @@ int profile_update(struct bk_call *c)
                          "company = coalesce($11, company), "
                          "is_student = coalesce($12::boolean, is_student), "
                          "is_alumni = coalesce($13::boolean, is_alumni), "
-                         "is_faculty = coalesce($14::boolean, is_faculty) WHERE id = $1 "
+                         "is_faculty = coalesce($14::boolean, is_faculty), "
+                         "username = coalesce($16, username), role = coalesce($17, role), "
+                         "full_name = coalesce($18, full_name), "
+                         "profile_picture = coalesce($19, profile_picture) WHERE id = $1 "
                          "RETURNING profile_json(users, $15), profile_nested_json(id, $15)",
                          uid, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10],
-                         v[11], v[12], pr_base(c));
+                         v[11], v[12], pr_base(c), username, role, full, pic_key);
     if (!r) {
         json_decref(changed);
-        if (strcmp(bk_sql_state(c), "23505") == 0) { /* a concurrent update took the email */
-            bk_error(c, "email", "A user with that email already exists.");
+        if (strcmp(bk_sql_state(c), "23505") == 0) { /* a concurrent update took the name */
+            if (strcmp(bk_sql_constraint(c), "users_email_lower") == 0)
+                bk_error(c, "email", "A user with that email already exists.");
+            else
+                bk_error(c, "username", "A user with that username already exists.");
             return bk_reply_invalid(c);
         }
         return -1;
     }
+    json_int_t id = (json_int_t)atoll(uid);
+    if (role && strcmp(role, PQgetvalue(old, 0, (int)N_FIELDS + 1)) != 0)
+        bk_emit(c, "user.role_changed",
+                json_pack("{s:I, s:s, s:b, s:I}", "user_id", id, "role", role, "is_staff",
+                          strcmp(PQgetvalue(old, 0, (int)N_FIELDS + 3), "t") == 0, "by",
+                          (json_int_t)c->actor.user_id));
     if (json_array_size(changed) > 0)
-        bk_emit(
-            c, "user.updated",
-            json_pack("{s:I, s:o}", "user_id", (json_int_t)c->actor.user_id, "fields", changed));
+        bk_emit(c, "user.updated", json_pack("{s:I, s:o}", "user_id", id, "fields", changed));
     else
         json_decref(changed);
     return reply_detail(c, 200, r);
 }
 
+int profile_update(struct bk_call *c)
+{
+    return update(c, c->actor.id, NULL);
+}
+
+/* The user a source system's own-user route names: args.id, which must be
+ * the caller (IsOwnerOrReadOnly: 404 for no such user, 403 for another), or
+ * the caller when the route has no id (003's auth/profile/, 004's profile/).
+ * NULL when the reply is set, or with *failed on a database failure. */
+static const char *own_user(struct bk_call *c, bool *failed)
+{
+    *failed = false;
+    if (!bk_arg_present(c, "id"))
+        return c->actor.id;
+    const char *id = bk_arg_id(c, "id");
+    if (bk_failed(c)) {
+        bk_reply_invalid(c);
+        return NULL;
+    }
+    PGresult *r = BK_SQL(c, "SELECT 1 FROM users WHERE id = $1 AND is_active", id);
+    if (!r) {
+        *failed = true;
+        return NULL;
+    }
+    if (PQntuples(r) == 0) {
+        bk_reply_detail(c, 404, "Not found.");
+        return NULL;
+    }
+    if (atoll(id) != c->actor.user_id) {
+        bk_reply_detail(c, 403, "You do not have permission to perform this action.");
+        return NULL;
+    }
+    return id;
+}
+
+int profile_update_user(struct bk_call *c)
+{
+    bool failed;
+    const char *uid = own_user(c, &failed);
+    if (!uid)
+        return failed ? -1 : 0;
+    struct extra x = {0};
+    return update(c, uid, &x);
+}
+
 /* ---- delete ------------------------------------------------------------------ */
+
+/* Deletes the caller's row, unless it is the last active staff user. */
+static int delete_self(struct bk_call *c)
+{
+    const char *uid = c->actor.id;
+    if (c->actor.is_staff) {
+        int64_t n;
+        bool self_staff, actor_staff;
+        if (pr_lock_staff(c, uid, &n, &self_staff, &actor_staff) != 0)
+            return -1;
+        if (self_staff && n == 1)
+            return bk_reply_detail(c, 409, "The last active staff user cannot be deleted.");
+    }
+    /* token families, follows, educations... go with the row (ON DELETE
+     * CASCADE); blobs nothing refers to any more go with them (triggers) */
+    PGresult *r = BK_SQL(c, "DELETE FROM users WHERE id = $1", uid);
+    if (!r)
+        return -1;
+    bk_emit(c, "user.deleted", json_pack("{s:I}", "user_id", (json_int_t)c->actor.user_id));
+    return bk_reply(c, 204, json_null());
+}
 
 int profile_delete(struct bk_call *c)
 {
@@ -357,21 +507,17 @@ int profile_delete(struct bk_call *c)
         bk_error(c, "password", "Incorrect password.");
         return bk_reply_invalid(c);
     }
-    if (c->actor.is_staff) {
-        int64_t n;
-        bool self_staff, actor_staff;
-        if (pr_lock_staff(c, uid, &n, &self_staff, &actor_staff) != 0)
-            return -1;
-        if (self_staff && n == 1)
-            return bk_reply_detail(c, 409, "The last active staff user cannot be deleted.");
-    }
-    /* token families, follows, educations... go with the row (ON DELETE
-     * CASCADE); blobs nothing refers to any more go with them (triggers) */
-    r = BK_SQL(c, "DELETE FROM users WHERE id = $1", uid);
-    if (!r)
-        return -1;
-    bk_emit(c, "user.deleted", json_pack("{s:I}", "user_id", (json_int_t)c->actor.user_id));
-    return bk_reply(c, 204, json_null());
+    return delete_self(c);
+}
+
+/* DELETE of one's own user on the source systems' routes (000's ModelViewSet,
+ * 001's user/<id>/): the access token is the proof, as there, no password. */
+int profile_delete_user(struct bk_call *c)
+{
+    bool failed;
+    if (!own_user(c, &failed))
+        return failed ? -1 : 0;
+    return delete_self(c);
 }
 
 /* ---- picture --------------------------------------------------------------- */
