@@ -29,8 +29,9 @@ class RegisterLogin(unittest.TestCase):
         self.assertEqual(status, 201, body)
         self.assertEqual(body["detail"], "User registered successfully.")
         me = body["user"]
-        self.assertEqual(set(me), {"id", "username", "email", "first_name", "last_name", "role",
-                                   "is_staff", "is_superuser", "date_joined"})
+        self.assertEqual(set(me), {"id", "username", "email", "first_name", "last_name",
+                                   "full_name", "role", "is_staff", "is_superuser",
+                                   "date_joined"})
         self.assertEqual((me["username"], me["role"], me["is_staff"]), (name, "member", False))
         self.assertTrue(me["date_joined"].endswith("Z"))
 

@@ -860,8 +860,9 @@ class Admin(unittest.TestCase):
         status, _, page = staff.call("GET", f"/api/admin/users/?search={target.username}")
         self.assertEqual((status, page["count"]), (200, 1))
         self.assertEqual(set(page["results"][0]),
-                         {"id", "username", "email", "first_name", "last_name", "role",
-                          "is_staff", "is_superuser", "date_joined", "is_active", "last_login"})
+                         {"id", "username", "email", "first_name", "last_name", "full_name",
+                          "role", "is_staff", "is_superuser", "date_joined", "is_active",
+                          "last_login"})
         status, _, got = staff.call("GET", f"/api/admin/users/{target.id}/")
         self.assertEqual((status, got["email"], got["is_active"]), (200, target.email, True))
         self.assertIsNotNone(got["last_login"])
