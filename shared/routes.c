@@ -223,10 +223,18 @@ const struct br_route br_routes[] = {
      NULL, USER_FIELDS, "Update one's own user (owner)", "000", NULL},
     {"DELETE", "/api/users/{id}/", "profile.delete_user", BR_USER, 0, NULL, 0, 204, NULL,
      NULL, "Delete one's own user (owner)", "000", NULL},
+    {"GET", "/api/resumes/", "resume.list", BR_USER, 0, NULL, 0, 200, "user," PAGE,
+     NULL, "Every resume, by user", "000", NULL},
     {"POST", "/api/resumes/", "resume.update", BR_USER, 0, "file", 0, 200, NULL,
      NULL, "Upload the caller's resume (PDF)", "000", NULL},
     {"GET", "/api/resumes/{id}/", "resume.get", BR_USER, 0, NULL, 0, 200, NULL,
      NULL, "A user's resume (id: the user's)", "000", NULL},
+    {"PUT", "/api/resumes/{id}/", "resume.update", BR_USER, 0, "file", 0, 200, NULL,
+     NULL, "Replace one's own resume (owner; id: the user's)", "000", NULL},
+    {"PATCH", "/api/resumes/{id}/", "resume.update", BR_USER, 0, "file", 0, 200, NULL,
+     NULL, "Replace one's own resume (owner; id: the user's)", "000", NULL},
+    {"DELETE", "/api/resumes/{id}/", "resume.delete", BR_USER, 0, NULL, 0, 204, NULL,
+     NULL, "Delete one's own resume (owner; id: the user's)", "000", NULL},
 
     /* 001: account management (user/ with actions, user/<id>/, AdminUser/), with and
      * without /api */

@@ -135,6 +135,29 @@ class Resources(unittest.TestCase):
         status, _, user = other.call("GET", f"/api/users/{owner.id}/")
         self.assertEqual((len(user["certificates"]), len(user["achievements"])), (1, 1))
         self.assertEqual(user["resume"]["file"], body["file"])
+        status, _, page = other.call("GET", f"/api/resumes/?user={owner.id}")
+        self.assertEqual((status, [r["user"] for r in page["results"]]), (200, [owner.id]))
+        # the resume is named by its user; only that user writes it
+        self.assertEqual(other.upload("PUT", f"/api/resumes/{owner.id}/", None,
+                                      {"file": ("cv.pdf", "application/pdf", pdf())})[:3:2],
+                         (403, FORBIDDEN))
+        self.assertEqual(other.call("DELETE", f"/api/resumes/{owner.id}/")[:3:2],
+                         (403, FORBIDDEN))
+        status, _, again = owner.upload("PUT", f"/api/resumes/{owner.id}/", None,
+                                        {"file": ("cv2.pdf", "application/pdf", pdf())})
+        self.assertEqual(status, 200, again)
+        self.assertNotEqual(again["file"], body["file"])
+        self.assertEqual(owner.call("DELETE", f"/api/resumes/{owner.id}/")[0], 204)
+        self.assertEqual(other.call("GET", f"/api/resumes/{owner.id}/")[:3:2], (404, NOT_FOUND))
+
+
+class OpenAPI(unittest.TestCase):
+    def test_aliases_are_described_under_the_system(self):
+        status, _, doc = http("GET", "/api/openapi.json")
+        self.assertEqual(status, 200)
+        for method, path in [('post', '/api/token/'), ('put', '/api/users/{id}/'), ('delete', '/api/resumes/{id}/')]:
+            op = doc["paths"][path][method]
+            self.assertEqual((op["tags"], op["x-system"]), (["system 000"], "000"), path)
 
 
 if __name__ == "__main__":

@@ -180,5 +180,14 @@ class AdminUser(unittest.TestCase):
         self.assertEqual(http("DELETE", f"/user/{b_id}/", token=b)[0], 409)
 
 
+class OpenAPI(unittest.TestCase):
+    def test_aliases_are_described_under_the_system(self):
+        status, _, doc = http("GET", "/api/openapi.json")
+        self.assertEqual(status, 200)
+        for method, path in [('get', '/user/'), ('post', '/api/user/'), ('patch', '/AdminUser/')]:
+            op = doc["paths"][path][method]
+            self.assertEqual((op["tags"], op["x-system"]), (["system 001"], "001"), path)
+
+
 if __name__ == "__main__":
     unittest.main()

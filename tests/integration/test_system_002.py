@@ -96,5 +96,14 @@ class Accounts(unittest.TestCase):
         self.assertEqual(http("GET", f"{BASE}/token/")[0], 405)
 
 
+class OpenAPI(unittest.TestCase):
+    def test_aliases_are_described_under_the_system(self):
+        status, _, doc = http("GET", "/api/openapi.json")
+        self.assertEqual(status, 200)
+        for method, path in [('post', '/api/v1/accounts/register/'), ('post', '/api/v1/accounts/token/refresh/'), ('post', '/api/v1/accounts/logout/')]:
+            op = doc["paths"][path][method]
+            self.assertEqual((op["tags"], op["x-system"]), (["system 002"], "002"), path)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -170,5 +170,14 @@ class ProfileOrdersPayments(unittest.TestCase):
                          ["status"], "completed")
 
 
+class OpenAPI(unittest.TestCase):
+    def test_aliases_are_described_under_the_system(self):
+        status, _, doc = http("GET", "/api/openapi.json")
+        self.assertEqual(status, 200)
+        for method, path in [('get', '/profile/'), ('post', '/auth/registration/'), ('put', '/payments/{id}/')]:
+            op = doc["paths"][path][method]
+            self.assertEqual((op["tags"], op["x-system"]), (["system 004"], "004"), path)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -38,6 +38,7 @@ static const struct bk_command commands[] = {
     {"achievement.update", achievement_update, BK_USER, BK_WRITE},
     {"achievement.delete", achievement_delete, BK_USER, BK_WRITE},
 
+    {"resume.list", resume_list, BK_USER, BK_READ}, /* 000's resumes viewset */
     {"resume.get", resume_get, BK_USER, BK_READ},
     {"resume.update", resume_update, BK_USER, BK_WRITE},
     {"resume.delete", resume_delete, BK_USER, BK_WRITE},

@@ -169,6 +169,7 @@ int achievement_create(struct bk_call *c);
 int achievement_update(struct bk_call *c);
 int achievement_delete(struct bk_call *c);
 
+int resume_list(struct bk_call *c);
 int resume_get(struct bk_call *c);
 int resume_update(struct bk_call *c);
 int resume_delete(struct bk_call *c);

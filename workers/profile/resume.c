@@ -1,6 +1,7 @@
 /* resume.*: one PDF per user, {user, file, uploaded_at}. Anyone signed in
  * reads a user's resume; only its owner uploads or deletes it. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "workers/profile/profile.h"
 
@@ -19,8 +20,43 @@ int resume_get(struct bk_call *c)
     return bk_reply_text(c, 200, PQgetvalue(r, 0, 0));
 }
 
+/* 000's resumes viewset names a resume by its user (the one-to-one key):
+ * PUT, PATCH and DELETE /api/resumes/{id}/ are the owner's only. True when
+ * the call may go on (no id: the caller's own); else the reply is set. */
+static bool own_resume(struct bk_call *c)
+{
+    if (!bk_arg_present(c, "id"))
+        return true;
+    const char *id = bk_arg_id(c, "id");
+    if (bk_failed(c)) {
+        bk_reply_invalid(c);
+        return false;
+    }
+    if (atoll(id) != c->actor.user_id) {
+        bk_reply_detail(c, 403, "You do not have permission to perform this action.");
+        return false;
+    }
+    return true;
+}
+
+static const struct pr_owned resumes = {
+    .count_all = "SELECT count(*) FROM resumes",
+    .count_user = "SELECT count(*) FROM resumes WHERE user_id = $1",
+    .page_all = "SELECT resume_json(r, $1) FROM resumes r ORDER BY r.user_id LIMIT $2 OFFSET $3",
+    .page_user = "SELECT resume_json(r, $1) FROM resumes r WHERE r.user_id = $4 "
+                 "ORDER BY r.user_id LIMIT $2 OFFSET $3",
+};
+
+/* GET /api/resumes/?user= (000's resumes viewset), by user. */
+int resume_list(struct bk_call *c)
+{
+    return pr_owned_list(c, &resumes);
+}
+
 int resume_update(struct bk_call *c)
 {
+    if (!own_resume(c))
+        return 0;
     struct pr_upload u;
     if (pr_upload_read(c, "file", PR_PDF, true, &u) != 1)
         return bk_reply_invalid(c);
@@ -39,6 +75,8 @@ int resume_update(struct bk_call *c)
 
 int resume_delete(struct bk_call *c)
 {
+    if (!own_resume(c))
+        return 0;
     PGresult *r = BK_SQL(c, "DELETE FROM resumes WHERE user_id = $1 RETURNING 1", c->actor.id);
     if (!r)
         return -1;
