@@ -229,11 +229,11 @@ const struct br_route br_routes[] = {
      NULL, "Upload the caller's resume (PDF)", "000", NULL},
     {"GET", "/api/resumes/{id}/", "resume.get", BR_USER, 0, NULL, 0, 200, NULL,
      NULL, "A user's resume (id: the user's)", "000", NULL},
-    {"PUT", "/api/resumes/{id}/", "resume.update", BR_USER, 0, "file", 0, 200, NULL,
+    {"PUT", "/api/resumes/{id}/", "resume.update_user", BR_USER, 0, "file", 0, 200, NULL,
      NULL, "Replace one's own resume (owner; id: the user's)", "000", NULL},
-    {"PATCH", "/api/resumes/{id}/", "resume.update", BR_USER, 0, "file", 0, 200, NULL,
+    {"PATCH", "/api/resumes/{id}/", "resume.update_user", BR_USER, 0, "file", 0, 200, NULL,
      NULL, "Replace one's own resume (owner; id: the user's)", "000", NULL},
-    {"DELETE", "/api/resumes/{id}/", "resume.delete", BR_USER, 0, NULL, 0, 204, NULL,
+    {"DELETE", "/api/resumes/{id}/", "resume.delete_user", BR_USER, 0, NULL, 0, 204, NULL,
      NULL, "Delete one's own resume (owner; id: the user's)", "000", NULL},
 
     /* 001: account management (user/ with actions, user/<id>/, AdminUser/), with and

@@ -42,6 +42,8 @@ static const struct bk_command commands[] = {
     {"resume.get", resume_get, BK_USER, BK_READ},
     {"resume.update", resume_update, BK_USER, BK_WRITE},
     {"resume.delete", resume_delete, BK_USER, BK_WRITE},
+    {"resume.update_user", resume_update_user, BK_USER, BK_WRITE}, /* 000: by the owner's id */
+    {"resume.delete_user", resume_delete_user, BK_USER, BK_WRITE},
 
     {"media.get", media_get, BK_PUBLIC, BK_READ},
 

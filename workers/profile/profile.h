@@ -173,6 +173,8 @@ int resume_list(struct bk_call *c);
 int resume_get(struct bk_call *c);
 int resume_update(struct bk_call *c);
 int resume_delete(struct bk_call *c);
+int resume_update_user(struct bk_call *c);
+int resume_delete_user(struct bk_call *c);
 
 int admin_list(struct bk_call *c);
 int admin_get(struct bk_call *c);

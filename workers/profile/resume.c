@@ -22,11 +22,11 @@ int resume_get(struct bk_call *c)
 
 /* 000's resumes viewset names a resume by its user (the one-to-one key):
  * PUT, PATCH and DELETE /api/resumes/{id}/ are the owner's only. True when
- * the call may go on (no id: the caller's own); else the reply is set. */
+ * the call may go on; else the reply is set. (resume.update and
+ * resume.delete ignore an id: they write the caller's own, whatever args
+ * say.) */
 static bool own_resume(struct bk_call *c)
 {
-    if (!bk_arg_present(c, "id"))
-        return true;
     const char *id = bk_arg_id(c, "id");
     if (bk_failed(c)) {
         bk_reply_invalid(c);
@@ -55,8 +55,6 @@ int resume_list(struct bk_call *c)
 
 int resume_update(struct bk_call *c)
 {
-    if (!own_resume(c))
-        return 0;
     struct pr_upload u;
     if (pr_upload_read(c, "file", PR_PDF, true, &u) != 1)
         return bk_reply_invalid(c);
@@ -75,12 +73,20 @@ int resume_update(struct bk_call *c)
 
 int resume_delete(struct bk_call *c)
 {
-    if (!own_resume(c))
-        return 0;
     PGresult *r = BK_SQL(c, "DELETE FROM resumes WHERE user_id = $1 RETURNING 1", c->actor.id);
     if (!r)
         return -1;
     if (PQntuples(r) == 0)
         return bk_reply_detail(c, 404, "Not found.");
     return bk_reply(c, 204, json_null());
+}
+
+int resume_update_user(struct bk_call *c)
+{
+    return own_resume(c) ? resume_update(c) : 0;
+}
+
+int resume_delete_user(struct bk_call *c)
+{
+    return own_resume(c) ? resume_delete(c) : 0;
 }
