@@ -30,10 +30,6 @@ static const struct br_dispatch USER_ACTIONS[] = {
 };
 static const struct br_variant V_001_USER = {.dispatch_arg = "action", .dispatch = USER_ACTIONS};
 
-/* 001's AdminUser/ names the user in the body; "user_id" is read as "id" too */
-static const struct br_rename ADMIN_USER[] = {{"user_id", "id"}, {NULL, NULL}};
-static const struct br_variant V_001_ADMIN = {.renames = ADMIN_USER};
-
 /* 002's CustomTokenObtainPairSerializer: the tokens and four user fields */
 static const struct br_variant V_002_TOKEN = {
     .lift = "user", .lift_fields = "email,full_name,is_staff,is_superuser"};
@@ -254,11 +250,11 @@ const struct br_route br_routes[] = {
     {"GET", "/AdminUser/", "admin.list", BR_STAFF, 0, NULL, 0, 200, "search,role," PAGE,
      NULL, "Every user (staff)", "001", NULL},
     {"PUT", "/AdminUser/", "admin.set_role", BR_STAFF, 0, NULL, 0, 200, NULL,
-     "id,role", "Change a user's role; \"admin\" makes staff (staff)", "001", &V_001_ADMIN},
+     "id,role", "Change a user's role; \"admin\" makes staff (staff)", "001", NULL},
     {"PATCH", "/AdminUser/", "admin.set_role", BR_STAFF, 0, NULL, 0, 200, NULL,
-     "id,role", "Change a user's role; \"admin\" makes staff (staff)", "001", &V_001_ADMIN},
+     "id,role", "Change a user's role; \"admin\" makes staff (staff)", "001", NULL},
     {"DELETE", "/AdminUser/", "admin.delete", BR_STAFF, 0, NULL, 0, 204, NULL,
-     "id", "Delete a user (staff)", "001", &V_001_ADMIN},
+     "id", "Delete a user (staff)", "001", NULL},
     {"GET", "/api/user/", "actions", BR_ANYONE, BR_LOCAL, NULL, 0, 200, NULL,
      NULL, "The actions of POST user/ (register, login)", "001", &V_001_USER},
     {"POST", "/api/user/", "auth.register", BR_ANYONE, BR_NO_STORE, NULL, 0, 201, "action",
@@ -275,11 +271,11 @@ const struct br_route br_routes[] = {
     {"GET", "/api/AdminUser/", "admin.list", BR_STAFF, 0, NULL, 0, 200, "search,role," PAGE,
      NULL, "Every user (staff)", "001", NULL},
     {"PUT", "/api/AdminUser/", "admin.set_role", BR_STAFF, 0, NULL, 0, 200, NULL,
-     "id,role", "Change a user's role; \"admin\" makes staff (staff)", "001", &V_001_ADMIN},
+     "id,role", "Change a user's role; \"admin\" makes staff (staff)", "001", NULL},
     {"PATCH", "/api/AdminUser/", "admin.set_role", BR_STAFF, 0, NULL, 0, 200, NULL,
-     "id,role", "Change a user's role; \"admin\" makes staff (staff)", "001", &V_001_ADMIN},
+     "id,role", "Change a user's role; \"admin\" makes staff (staff)", "001", NULL},
     {"DELETE", "/api/AdminUser/", "admin.delete", BR_STAFF, 0, NULL, 0, 204, NULL,
-     "id", "Delete a user (staff)", "001", &V_001_ADMIN},
+     "id", "Delete a user (staff)", "001", NULL},
 
     /* 002: music institute (simplejwt without rotation, login by email) */
     {"POST", "/api/v1/accounts/register/", "auth.register", BR_ANYONE, 0, NULL, 0, 201, NULL,

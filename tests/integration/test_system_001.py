@@ -152,9 +152,9 @@ class AdminUser(unittest.TestCase):
                                token=admin)
         self.assertEqual((status, body["role"], body["is_staff"]), (200, "alumni", False), body)
         # "admin" is a role there: it makes the user staff
-        status, _, body = http("PUT", "/api/AdminUser/", {"user_id": user["id"], "role": "admin"},
+        status, _, body = http("PUT", "/api/AdminUser/", {"id": user["id"], "role": "admin"},
                                token=admin)
-        self.assertEqual((status, body["is_staff"]), (200, True), body)
+        self.assertEqual((status, body["id"], body["is_staff"]), (200, user["id"], True), body)
         self.assertEqual(http("GET", "/AdminUser/", token=token)[0], 200)
         self.assertEqual(http("PATCH", "/AdminUser/", {"id": user["id"], "role": "king"},
                               token=admin)[0], 400)
