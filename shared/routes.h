@@ -45,21 +45,22 @@ enum br_route_flags {
     BR_LOCAL = 2,    /* answered by the bridge itself; command names the local handler */
     BR_NO_STORE = 4, /* the answer may carry tokens: Cache-Control: no-store */
     BR_ANY_HOST = 8, /* answered whatever the Host header: probes connect by address */
+    BR_MULTIPART = 0x100, /* multipart/form-data allowed: the command's declared file field
+                             (BK_T_BINARY in shared/contract.c) comes as a file part */
 };
 
 struct br_route {
     const char *method;  /* "GET", "POST", "PUT", "PATCH", "DELETE" */
     const char *pattern; /* "/api/orders/{id}/", written with its slash as in the contract */
-    const char
-        *command; /* routing key "order.get"; BR_LOCAL: "health", "live", "openapi", "docs" */
+    const char *command; /* routing key "order.get"; BR_LOCAL: "health", "live", "openapi",
+                            "asyncapi", "docs" */
     enum br_auth auth;
     unsigned flags;
-    const char *upload; /* multipart/form-data allowed: the file field's name; NULL: JSON only */
-    size_t max_body;    /* bytes; 0: http_max_json_bytes, or http_max_upload_bytes for multipart */
-    int status;         /* documented success status */
-    const char *query;  /* documented query parameters, comma-separated, or NULL */
-    const char *body;   /* documented JSON body fields, comma-separated, or NULL */
+    size_t max_body; /* bytes; 0: http_max_json_bytes, or http_max_upload_bytes for multipart */
+    int status;      /* documented success status */
     const char *summary;
+    /* A route's body and query fields, their types and limits are its
+     * command's declared arguments (shared/contract.h): never listed here. */
 };
 
 /* The table, ending with a zeroed row. */

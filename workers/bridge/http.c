@@ -56,6 +56,7 @@ static struct {
     const char *key_dir;
     char default_host[300];
     char *openapi;
+    char *asyncapi;
     struct br_policy_list hosts;   /* allowed_hosts */
     struct br_policy_list origins; /* cors_allowed_origins; none: CORS off */
     atomic_uint probe_next;        /* health probes take turns over the workers */
@@ -694,8 +695,9 @@ static enum MHD_Result local_route(struct req *r, const struct br_route *route)
         return health(r);
     if (strcmp(route->command, "live") == 0) /* the process serves: nothing else is asked */
         return send_response(r, 200, json_response(r, json_pack("{s:s}", "status", "ok")));
-    if (strcmp(route->command, "openapi") == 0) {
-        resp = buffer_response(r, strlen(hs.openapi), hs.openapi, MHD_RESPMEM_PERSISTENT);
+    if (strcmp(route->command, "openapi") == 0 || strcmp(route->command, "asyncapi") == 0) {
+        const char *doc = route->command[0] == 'o' ? hs.openapi : hs.asyncapi;
+        resp = buffer_response(r, strlen(doc), (void *)doc, MHD_RESPMEM_PERSISTENT);
         if (resp)
             MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
         return send_response(r, 200, resp);
@@ -940,7 +942,7 @@ static enum MHD_Result options(struct req *r, const char *url)
             continue;
         if (!first)
             first = rt;
-        multipart |= rt->upload != NULL;
+        multipart |= (rt->flags & BR_MULTIPART) != 0;
     }
     r->match.route = first; /* the access log names the route */
     bool preflight =
@@ -1053,7 +1055,7 @@ static enum MHD_Result on_headers(struct req *r, const char *url, const char *me
     const char *ct =
         MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     r->kind = br_request_body_kind(ct);
-    if (r->kind == BR_BODY_OTHER || (r->kind == BR_BODY_MULTIPART && !route->upload)) {
+    if (r->kind == BR_BODY_OTHER || (r->kind == BR_BODY_MULTIPART && !(route->flags & BR_MULTIPART))) {
         char msg[300];
         snprintf(msg, sizeof msg, "Unsupported media type \"%.200s\" in request.", ct ? ct : "");
         return answer_early(r, 415, detail_response(r, msg));
@@ -1253,8 +1255,13 @@ int br_http_start(void)
              host, port);
 
     hs.openapi = br_openapi_json();
-    if (!hs.openapi)
+    hs.asyncapi = br_asyncapi_json();
+    if (!hs.openapi || !hs.asyncapi) {
+        free(hs.openapi);
+        free(hs.asyncapi);
+        hs.openapi = hs.asyncapi = NULL;
         return -1;
+    }
     if (br_guard_callers_init((int)per_caller, (int)bk_config_long("http_max_inflight")) != 0 ||
         br_guard_start() != 0) {
         bk_log(BK_ERROR, NULL, "http: cannot start the connection guard");
@@ -1308,7 +1315,8 @@ fail:
     br_guard_stop();
     br_guard_callers_free();
     free(hs.openapi);
-    hs.openapi = NULL;
+    free(hs.asyncapi);
+    hs.openapi = hs.asyncapi = NULL;
     return -1;
 }
 
@@ -1329,5 +1337,6 @@ void br_http_stop(void)
     br_guard_stop(); /* after the daemon: every connection is closed */
     br_guard_callers_free();
     free(hs.openapi);
-    hs.openapi = NULL;
+    free(hs.asyncapi);
+    hs.openapi = hs.asyncapi = NULL;
 }

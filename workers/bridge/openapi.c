@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "shared/contract.h"
 #include "shared/routes.h"
 
 static const char *auth_name(enum br_auth a)
@@ -110,7 +111,9 @@ static json_t *operation(const struct br_route *r)
         json_array_append_new(params, json_pack("{s:s%, s:s, s:b, s:{s:s}}", "name", p + 1, k, "in",
                                                 "path", "required", 1, "schema", "type", "string"));
     }
-    add_params(params, r->query, "query", false);
+    char q[256] = "";
+    bk_contract_names(bk_contract_command(r->command), BK_F_QUERY, 0, q, sizeof q);
+    add_params(params, q, "query", false);
     if (r->flags & BR_RAW)
         add_params(params, "If-None-Match", "header", false);
     if (strcmp(r->method, "GET") != 0)
@@ -119,13 +122,18 @@ static json_t *operation(const struct br_route *r)
 
     bool writes = strcmp(r->method, "POST") == 0 || strcmp(r->method, "PUT") == 0 ||
                   strcmp(r->method, "PATCH") == 0;
-    if (writes || r->body || r->upload) {
+    char body[512] = "";
+    const struct bk_command_decl *d = bk_contract_command(r->command);
+    const struct bk_field *file = d ? bk_contract_file(d) : NULL;
+    bk_contract_names(d, 0, BK_F_HEADER, body, sizeof body);
+    const char *upload = file && (r->flags & BR_MULTIPART) ? file->name : NULL;
+    if (writes || *body || upload) {
         json_t *content = json_object();
         json_object_set_new(content, "application/json",
-                            json_pack("{s:o}", "schema", field_schema(r->body, NULL)));
-        if (r->upload)
+                            json_pack("{s:o}", "schema", field_schema(body, NULL)));
+        if (upload)
             json_object_set_new(content, "multipart/form-data",
-                                json_pack("{s:o}", "schema", field_schema(r->body, r->upload)));
+                                json_pack("{s:o}", "schema", field_schema(body, upload)));
         json_object_set_new(op, "requestBody",
                             json_pack("{s:b, s:o}", "required", 0, "content", content));
     }
@@ -143,7 +151,7 @@ static json_t *operation(const struct br_route *r)
         json_object_set_new(responses, code, json_pack("{s:s}", "description", "Success"));
     }
     if (!local) {
-        if (writes || r->body)
+        if (writes || *body)
             json_object_set_new(responses, "400",
                                 json_pack("{s:s}", "description", "Invalid input"));
         if (r->auth != BR_ANYONE)
@@ -271,3 +279,8 @@ const char br_openapi_docs_html[] =
     "d.append(form(path,method,op))}},{once:false});ops.append(d)}\n"
     "}).catch(e=>{document.getElementById('ops').textContent='Cannot load the API: '+e});\n"
     "</script></body></html>\n";
+
+char *br_asyncapi_json(void)
+{
+    return strdup("{}");
+}

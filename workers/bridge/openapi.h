@@ -13,4 +13,6 @@ char *br_openapi_json(void);
  * operations and has a small "try it" form for each. */
 extern const char br_openapi_docs_html[];
 
+char *br_asyncapi_json(void);
+
 #endif

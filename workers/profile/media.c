@@ -7,19 +7,13 @@
 #include "shared/log.h"
 #include "workers/profile/profile.h"
 
-int pr_upload_read(struct bk_call *c, const char *field, enum pr_kind kind, bool required,
-                   struct pr_upload *u)
+int pr_upload_read(struct bk_call *c, const char *field, enum pr_kind kind, struct pr_upload *u)
 {
     memset(u, 0, sizeof *u);
-    if (!bk_arg(c, field)) {
-        u->is_null = bk_arg_present(c, field);
-        if (required)
-            bk_error(c, field, "No file was submitted.");
-        return 0;
-    }
-    u->data = bk_arg_bin(c, field, BK_OPTIONAL, PR_MAX_UPLOAD, &u->len);
-    if (!u->data)
-        return -1; /* not a file, empty, or too large: recorded */
+    u->is_null = bk_in_null(c, field);
+    u->data = bk_in_bin(c, field, &u->len);
+    if (!u->data) /* absent or null, or not a file, empty, too large: recorded */
+        return u->is_null || !bk_arg_present(c, field) ? 0 : -1;
     const char *why = pr_file_check(u->data, u->len, kind, &u->f);
     if (why) {
         bk_error(c, field, "%s", why);
