@@ -120,7 +120,8 @@ static const char *const token_codes[] = {"token_not_valid", "no_active_account"
     {n, BK_T_STRING, REQ | WO | BK_F_NO_TRIM, .max = 4096, .format = BK_FMT_PASSWORD,              \
      .example = EX_PASSWORD}
 #define F_TOKEN(n, what) \
-    {n, BK_T_STRING, REQ, .max = BK_JWT_MAX, .format = BK_FMT_JWT, .doc = what}
+    {n, BK_T_STRING, REQ, .max = BK_JWT_MAX, .format = BK_FMT_JWT, .doc = what,                    \
+     .example = "\"<" what " from POST /api/auth/login/>\""}
 #define F_MONEY(n, fl, digits, min_cents, what, ex)                                                \
     {n, BK_T_DECIMAL, fl, .min = min_cents, .max = digits, .doc = what, .example = ex}
 #define F_DATE(n)                                                                                  \
@@ -266,25 +267,43 @@ static const struct bk_field reset_fields[] = {F_EMAIL(REQ), END};
 static const struct bk_repr reset_in = {"PasswordReset", "The account's address", reset_fields};
 
 static const struct bk_field reset_confirm_fields[] = {
-    {"uid", BK_T_STRING, REQ, .max = 64, .doc = "From the reset mail"},
-    {"token", BK_T_STRING, REQ, .max = 128, .doc = "From the reset mail"},
-    {"new_password", BK_T_STRING, REQ | WO | BK_F_NO_TRIM, .max = 4096, .format = BK_FMT_PASSWORD},
+    {"uid", BK_T_STRING, REQ, .max = 64, .doc = "From the reset mail", .example = "\"MQ\""},
+    {"token", BK_T_STRING, REQ, .max = 128, .doc = "From the reset mail",
+     .example = "\"<the token of the reset mail>\""},
+    {"new_password", BK_T_STRING, REQ | WO | BK_F_NO_TRIM, .max = 4096, .format = BK_FMT_PASSWORD,
+     .example = "\"Mad-Hatter-1871?\""},
     {"new_password2", BK_T_STRING, REQ | WO | BK_F_NO_TRIM, .max = 4096,
-     .format = BK_FMT_PASSWORD},
+     .format = BK_FMT_PASSWORD, .example = "\"Mad-Hatter-1871?\""},
     END,
 };
 static const struct bk_repr reset_confirm_in = {"PasswordResetConfirm",
                                                 "The mailed uid and token, and the new password",
                                                 reset_confirm_fields};
 
+static const char *const jwk_kty[] = {"OKP", NULL};
+static const char *const jwk_crv[] = {"Ed25519", NULL};
+static const char *const jwk_use[] = {"sig", NULL};
+static const char *const jwk_alg[] = {"EdDSA", NULL};
+static const struct bk_field jwk_fields[] = {
+    {"kty", BK_T_CHOICE, REQ, .choices = jwk_kty},
+    {"crv", BK_T_CHOICE, REQ, .choices = jwk_crv},
+    {"x", BK_T_STRING, REQ, .doc = "The public key, base64url"},
+    {"kid", BK_T_STRING, REQ, .doc = "The key id of the tokens' header"},
+    {"use", BK_T_CHOICE, REQ, .choices = jwk_use},
+    {"alg", BK_T_CHOICE, REQ, .choices = jwk_alg},
+    END,
+};
+static const struct bk_repr jwk = {"JWK", "A verification key (RFC 8037)", jwk_fields};
+
 static const struct bk_field jwks_fields[] = {
-    {"keys", BK_T_ARRAY, REQ, .ref = NULL, .doc = "JWK objects (OKP, Ed25519, kid)"},
+    {"keys", BK_T_ARRAY, REQ, .ref = &jwk},
     END,
 };
 static const struct bk_repr jwks = {"JWKS", "The token verification keys (RFC 7517)", jwks_fields};
 
 static const struct bk_field delete_account_fields[] = {
-    {"password", BK_T_STRING, REQ | WO | BK_F_NO_TRIM, .max = 4096, .format = BK_FMT_PASSWORD},
+    {"password", BK_T_STRING, REQ | WO | BK_F_NO_TRIM, .max = 4096, .format = BK_FMT_PASSWORD,
+     .example = EX_PASSWORD},
     END,
 };
 static const struct bk_repr delete_account = {"AccountDelete", "The password, to confirm",
@@ -735,7 +754,7 @@ const struct bk_repr *const bk_contract_reprs[] = {
     &bk_repr_detail, &bk_repr_validation_error, &bk_repr_token_error,
     &me, &admin_user, &register_in, &registered, &login_in, &login_out, &token_pair,
     &refresh_in, &verify_in, &empty, &change_in, &changed, &reset_in, &reset_confirm_in,
-    &jwks, &delete_account, &education, &certificate, &achievement, &resume, &picture,
+    &jwk, &jwks, &delete_account, &education, &certificate, &achievement, &resume, &picture,
     &profile, &profile_detail, &admin_update, &order_payment, &order, &order_status,
     &payment, &payment_status, &ev_registered_r, &ev_user_r, &ev_updated_r, &ev_role_r,
     &ev_password_r, &ev_reset_r, &ev_follow_r, &ev_status_r, NULL,
