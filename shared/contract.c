@@ -91,58 +91,108 @@ static const char *const token_codes[] = {"token_not_valid", "no_active_account"
 
 /* ---- shorthands --------------------------------------------------------------- */
 
-#define REQ  BK_F_REQUIRED
-#define RO   (BK_F_READ_ONLY | BK_F_REQUIRED)
-#define WO   BK_F_WRITE_ONLY
-#define NUL  BK_F_NULLABLE
-#define NNE  BK_F_NULL_IS_ERROR
-#define END  {0}
+#define REQ BK_F_REQUIRED
+#define RO  (BK_F_READ_ONLY | BK_F_REQUIRED)
+#define WO  BK_F_WRITE_ONLY
+#define NUL BK_F_NULLABLE
+#define NNE BK_F_NULL_IS_ERROR
+#define END                                                                                        \
+    {                                                                                              \
+        0                                                                                          \
+    }
 
 #define EX_PASSWORD "\"Tea-Party-1865!\""
 
-#define F_ID(what)     {"id", BK_T_INTEGER, RO, .doc = what, .example = "1"}
-#define F_USER_ID      {"user", BK_T_INTEGER, RO, .doc = "The owner's id"}
+#define F_ID(what)                                                                                 \
+    {                                                                                              \
+        "id", BK_T_INTEGER, RO, .doc = what, .example = "1"                                        \
+    }
+#define F_USER_ID                                                                                  \
+    {                                                                                              \
+        "user", BK_T_INTEGER, RO, .doc = "The owner's id"                                          \
+    }
 #define F_USERNAME(fl)                                                                             \
-    {"username", BK_T_STRING, fl, .max = 150, .format = BK_FMT_USERNAME,                           \
-     .doc = "Letters, digits and @/./+/-/_", .example = "\"alice\""}
+    {                                                                                              \
+        "username", BK_T_STRING, fl, .max = 150, .format = BK_FMT_USERNAME,                        \
+                                     .doc = "Letters, digits and @/./+/-/_",                       \
+                                     .example = "\"alice\""                                        \
+    }
 #define F_EMAIL(fl)                                                                                \
-    {"email", BK_T_STRING, fl, .max = 254, .format = BK_FMT_EMAIL,                                 \
-     .example = "\"alice@example.com\""}
-#define F_NAME(n, fl, ex) {n, BK_T_STRING, fl, .max = 150, .example = ex}
+    {                                                                                              \
+        "email", BK_T_STRING, fl, .max = 254, .format = BK_FMT_EMAIL,                              \
+                                  .example = "\"alice@example.com\""                               \
+    }
+#define F_NAME(n, fl, ex)                                                                          \
+    {                                                                                              \
+        n, BK_T_STRING, fl, .max = 150, .example = ex                                              \
+    }
 #define F_ROLE(fl)                                                                                 \
-    {"role", BK_T_CHOICE, fl, .choices = bk_roles, .doc = "member (default), student, alumni, "   \
-                                                          "faculty or teacher",                     \
-     .example = "\"student\""}
-#define F_IS_STAFF     {"is_staff", BK_T_BOOLEAN, RO}
-#define F_SUPERUSER    {"is_superuser", BK_T_BOOLEAN, RO}
-#define F_DATE_JOINED  {"date_joined", BK_T_STRING, RO, .format = BK_FMT_DATETIME}
+    {                                                                                              \
+        "role", BK_T_CHOICE, fl, .choices = bk_roles,                                              \
+                                 .doc = "member (default), student, alumni, "                      \
+                                        "faculty or teacher",                                      \
+                                 .example = "\"student\""                                          \
+    }
+#define F_IS_STAFF                                                                                 \
+    {                                                                                              \
+        "is_staff", BK_T_BOOLEAN, RO                                                               \
+    }
+#define F_SUPERUSER                                                                                \
+    {                                                                                              \
+        "is_superuser", BK_T_BOOLEAN, RO                                                           \
+    }
+#define F_DATE_JOINED                                                                              \
+    {                                                                                              \
+        "date_joined", BK_T_STRING, RO, .format = BK_FMT_DATETIME                                  \
+    }
 #define F_PASSWORD(n)                                                                              \
-    {n, BK_T_STRING, REQ | WO | BK_F_NO_TRIM, .max = 4096, .format = BK_FMT_PASSWORD,              \
-     .example = EX_PASSWORD}
-#define F_TOKEN(n, what) \
-    {n, BK_T_STRING, REQ, .max = BK_JWT_MAX, .format = BK_FMT_JWT, .doc = what,                    \
-     .example = "\"<" what " from POST /api/auth/login/>\""}
+    {                                                                                              \
+        n, BK_T_STRING, REQ | WO | BK_F_NO_TRIM, .max = 4096, .format = BK_FMT_PASSWORD,           \
+                                                 .example = EX_PASSWORD                            \
+    }
+#define F_TOKEN(n, what)                                                                           \
+    {                                                                                              \
+        n, BK_T_STRING, REQ, .max = BK_JWT_MAX, .format = BK_FMT_JWT, .doc = what,                 \
+                             .example = "\"<" what " from POST /api/auth/login/>\""                \
+    }
 #define F_MONEY(n, fl, digits, min_cents, what, ex)                                                \
-    {n, BK_T_DECIMAL, fl, .min = min_cents, .max = digits, .doc = what, .example = ex}
+    {                                                                                              \
+        n, BK_T_DECIMAL, fl, .min = min_cents, .max = digits, .doc = what, .example = ex           \
+    }
 #define F_DATE(n)                                                                                  \
-    {n, BK_T_STRING, NUL, .format = BK_FMT_DATE, .doc = "YYYY-MM-DD, or null",                     \
-     .example = "\"2024-06-30\""}
+    {                                                                                              \
+        n, BK_T_STRING, NUL, .format = BK_FMT_DATE, .doc = "YYYY-MM-DD, or null",                  \
+                             .example = "\"2024-06-30\""                                           \
+    }
 #define F_IMAGE                                                                                    \
-    {"image", BK_T_BINARY, NUL, .max = 5 << 20,                                                    \
-     .doc = "PNG, JPEG, GIF or WebP (multipart); in the reply its URL or null"}
-#define F_MEDIA_URL(n, fl) {n, BK_T_STRING, fl, .format = BK_FMT_URI}
-#define F_PATH_ID      {"id", BK_T_ID, BK_F_PATH | REQ, .doc = "The row's id"}
+    {                                                                                              \
+        "image", BK_T_BINARY, NUL,                                                                 \
+            .max = 5 << 20,                                                                        \
+            .doc = "PNG, JPEG, GIF or WebP (multipart); in the reply its URL or null"              \
+    }
+#define F_MEDIA_URL(n, fl)                                                                         \
+    {                                                                                              \
+        n, BK_T_STRING, fl, .format = BK_FMT_URI                                                   \
+    }
+#define F_PATH_ID                                                                                  \
+    {                                                                                              \
+        "id", BK_T_ID, BK_F_PATH | REQ, .doc = "The row's id"                                      \
+    }
 #define F_PARTIAL                                                                                  \
-    {"partial", BK_T_BOOLEAN, BK_F_HEADER,                                                         \
-     .doc = "Set by the bridge: true for PATCH, false for PUT; absent over AMQP means true"}
+    {                                                                                              \
+        "partial", BK_T_BOOLEAN, BK_F_HEADER,                                                      \
+            .doc = "Set by the bridge: true for PATCH, false for PUT; absent over AMQP means true" \
+    }
 #define F_PAGE                                                                                     \
     {"page", BK_T_PAGE, BK_F_QUERY, .min = 1, .max = 1000000000, .doc = "1-based page number"},    \
     {                                                                                              \
-        "page_size", BK_T_INTEGER, BK_F_QUERY | BK_F_LENIENT, .min = 1, .max = 100,                \
-        .doc = "Rows per page (default 20, at most 100)"                                           \
+        "page_size", BK_T_INTEGER, BK_F_QUERY | BK_F_LENIENT,                                      \
+            .min = 1, .max = 100, .doc = "Rows per page (default 20, at most 100)"                 \
     }
 #define F_USER_FILTER                                                                              \
-    {"user", BK_T_INTEGER, BK_F_QUERY | BK_F_LENIENT, .min = 1, .doc = "Only this user's rows"}
+    {                                                                                              \
+        "user", BK_T_INTEGER, BK_F_QUERY | BK_F_LENIENT, .min = 1, .doc = "Only this user's rows"  \
+    }
 
 /* ---- error bodies -------------------------------------------------------------- */
 
@@ -247,8 +297,8 @@ static const struct bk_field change_fields[] = {
      .example = EX_PASSWORD},
     {"new_password", BK_T_STRING, REQ | WO | BK_F_NO_TRIM, .max = 4096, .format = BK_FMT_PASSWORD,
      .example = "\"Mad-Hatter-1871?\""},
-    {"new_password2", BK_T_STRING, REQ | WO | BK_F_NO_TRIM, .max = 4096,
-     .format = BK_FMT_PASSWORD, .example = "\"Mad-Hatter-1871?\""},
+    {"new_password2", BK_T_STRING, REQ | WO | BK_F_NO_TRIM, .max = 4096, .format = BK_FMT_PASSWORD,
+     .example = "\"Mad-Hatter-1871?\""},
     END,
 };
 static const struct bk_repr change_in = {"PasswordChange", "The old and the new password",
@@ -272,13 +322,12 @@ static const struct bk_field reset_confirm_fields[] = {
      .example = "\"<the token of the reset mail>\""},
     {"new_password", BK_T_STRING, REQ | WO | BK_F_NO_TRIM, .max = 4096, .format = BK_FMT_PASSWORD,
      .example = "\"Mad-Hatter-1871?\""},
-    {"new_password2", BK_T_STRING, REQ | WO | BK_F_NO_TRIM, .max = 4096,
-     .format = BK_FMT_PASSWORD, .example = "\"Mad-Hatter-1871?\""},
+    {"new_password2", BK_T_STRING, REQ | WO | BK_F_NO_TRIM, .max = 4096, .format = BK_FMT_PASSWORD,
+     .example = "\"Mad-Hatter-1871?\""},
     END,
 };
-static const struct bk_repr reset_confirm_in = {"PasswordResetConfirm",
-                                                "The mailed uid and token, and the new password",
-                                                reset_confirm_fields};
+static const struct bk_repr reset_confirm_in = {
+    "PasswordResetConfirm", "The mailed uid and token, and the new password", reset_confirm_fields};
 
 static const char *const jwk_kty[] = {"OKP", NULL};
 static const char *const jwk_crv[] = {"Ed25519", NULL};
@@ -365,24 +414,20 @@ static const struct bk_repr picture = {"ProfilePicture", "The new picture", pict
  * only for the owner and staff. */
 #define PROFILE_FIELDS                                                                             \
     F_ID("The user's id"), F_USERNAME(RO), F_EMAIL(REQ | NNE | BK_F_OMITTED),                      \
-        F_NAME("first_name", BK_F_BLANK | NNE, "\"Alice\""),              \
-        F_NAME("last_name", BK_F_BLANK | NNE, "\"Liddell\""),             \
+        F_NAME("first_name", BK_F_BLANK | NNE, "\"Alice\""),                                       \
+        F_NAME("last_name", BK_F_BLANK | NNE, "\"Liddell\""),                                      \
         {"role", BK_T_CHOICE, RO, .choices = bk_roles}, F_IS_STAFF, F_DATE_JOINED,                 \
-        {"about", BK_T_STRING, BK_F_BLANK | NNE, .max = 5000,             \
-         .example = "\"Curious.\""},                                                               \
-        {"linkedin", BK_T_STRING, BK_F_BLANK | NNE, .max = 200,           \
-         .format = BK_FMT_URI},                                                                    \
-        {"github", BK_T_STRING, BK_F_BLANK | NNE, .max = 200,             \
-         .format = BK_FMT_URI, .example = "\"https://github.com/alice\""},                         \
+        {"about", BK_T_STRING, BK_F_BLANK | NNE, .max = 5000, .example = "\"Curious.\""},          \
+        {"linkedin", BK_T_STRING, BK_F_BLANK | NNE, .max = 200, .format = BK_FMT_URI},             \
+        {"github",   BK_T_STRING,          BK_F_BLANK | NNE,                                       \
+         .max = 200, .format = BK_FMT_URI, .example = "\"https://github.com/alice\""},             \
         {"phone_no", BK_T_STRING, BK_F_BLANK | NNE | BK_F_OMITTED, .max = 20,                      \
          .format = BK_FMT_PHONE},                                                                  \
         {"address", BK_T_STRING, BK_F_BLANK | NNE | BK_F_OMITTED, .max = 1000},                    \
-        {"designation", BK_T_STRING, BK_F_BLANK | NNE, .max = 100},       \
-        {"company", BK_T_STRING, BK_F_BLANK | NNE, .max = 100},           \
-        {"is_student", BK_T_BOOLEAN, NNE, .example = "true"},             \
-        {"is_alumni", BK_T_BOOLEAN, NNE},                                 \
-        {"is_faculty", BK_T_BOOLEAN, NNE},                                \
-        F_MEDIA_URL("profile_picture", RO | NUL),                                                  \
+        {"designation", BK_T_STRING, BK_F_BLANK | NNE, .max = 100},                                \
+        {"company", BK_T_STRING, BK_F_BLANK | NNE, .max = 100},                                    \
+        {"is_student", BK_T_BOOLEAN, NNE, .example = "true"}, {"is_alumni", BK_T_BOOLEAN, NNE},    \
+        {"is_faculty", BK_T_BOOLEAN, NNE}, F_MEDIA_URL("profile_picture", RO | NUL),               \
         {"followers_count", BK_T_INTEGER, RO, .min = 0},                                           \
     {                                                                                              \
         "following_count", BK_T_INTEGER, RO, .min = 0                                              \
@@ -409,8 +454,8 @@ static const struct bk_field admin_update_fields[] = {
     {"is_active", BK_T_BOOLEAN, NNE},
     END,
 };
-static const struct bk_repr admin_update = {"AdminUserUpdate",
-                                            "What staff may change of a user", admin_update_fields};
+static const struct bk_repr admin_update = {"AdminUserUpdate", "What staff may change of a user",
+                                            admin_update_fields};
 
 /* ---- orders and payments ----------------------------------------------------------- */
 
@@ -497,10 +542,22 @@ static const struct bk_field args_media[] = {
 
 /* ---- replies ---------------------------------------------------------------------- */
 
-#define R_INVALID {400, BK_R_ONE, &bk_repr_validation_error, "Invalid input"}
-#define R_404     {404, BK_R_ONE, &bk_repr_detail, "Not found (a malformed id too)"}
-#define R_403     {403, BK_R_ONE, &bk_repr_detail, "Not the owner"}
-#define R_END     {0}
+#define R_INVALID                                                                                  \
+    {                                                                                              \
+        400, BK_R_ONE, &bk_repr_validation_error, "Invalid input"                                  \
+    }
+#define R_404                                                                                      \
+    {                                                                                              \
+        404, BK_R_ONE, &bk_repr_detail, "Not found (a malformed id too)"                           \
+    }
+#define R_403                                                                                      \
+    {                                                                                              \
+        403, BK_R_ONE, &bk_repr_detail, "Not the owner"                                            \
+    }
+#define R_END                                                                                      \
+    {                                                                                              \
+        0                                                                                          \
+    }
 
 static const struct bk_reply_decl r_register[] = {
     {201, BK_R_ONE, &registered, "Registered"}, R_INVALID, R_END};
@@ -534,9 +591,10 @@ static const struct bk_reply_decl r_reset[] = {
 static const struct bk_reply_decl r_reset_confirm[] = {
     {200, BK_R_ONE, &bk_repr_detail, "Password set"}, R_INVALID, R_END};
 
-static const struct bk_reply_decl r_users[] = {
-    {200, BK_R_PAGE, &profile, "A page of users"}, {404, BK_R_ONE, &bk_repr_detail, "Invalid page."},
-    R_INVALID, R_END};
+static const struct bk_reply_decl r_users[] = {{200, BK_R_PAGE, &profile, "A page of users"},
+                                               {404, BK_R_ONE, &bk_repr_detail, "Invalid page."},
+                                               R_INVALID,
+                                               R_END};
 static const struct bk_reply_decl r_admin_users[] = {
     {200, BK_R_PAGE, &admin_user, "A page of users"},
     {404, BK_R_ONE, &bk_repr_detail, "Invalid page."},
@@ -556,40 +614,50 @@ static const struct bk_reply_decl r_follow[] = {
     {400, BK_R_ONE, &bk_repr_detail, "Not yourself"},
     R_404,
     R_END};
-static const struct bk_reply_decl r_unfollow[] = {{204, BK_R_EMPTY, NULL, "Unfollowed"}, R_404,
-                                                  R_END};
+static const struct bk_reply_decl r_unfollow[] = {
+    {204, BK_R_EMPTY, NULL, "Unfollowed"}, R_404, R_END};
 static const struct bk_reply_decl r_picture[] = {
     {200, BK_R_ONE, &profile_detail, "The profile"}, R_INVALID, R_END};
-static const struct bk_reply_decl r_media[] = {
-    {200, BK_R_RAW, NULL, "The file's bytes"}, {304, BK_R_EMPTY, NULL, "Not modified"}, R_404,
-    R_END};
+static const struct bk_reply_decl r_media[] = {{200, BK_R_RAW, NULL, "The file's bytes"},
+                                               {304, BK_R_EMPTY, NULL, "Not modified"},
+                                               R_404,
+                                               R_END};
 static const struct bk_reply_decl r_admin_user[] = {
-    {200, BK_R_ONE, &admin_user, "The user"}, R_INVALID, R_404,
-    {409, BK_R_ONE, &bk_repr_detail, "The last active staff user"}, R_END};
+    {200, BK_R_ONE, &admin_user, "The user"},
+    R_INVALID,
+    R_404,
+    {409, BK_R_ONE, &bk_repr_detail, "The last active staff user"},
+    R_END};
+static const struct bk_reply_decl r_admin_delete[] = {
+    {204, BK_R_EMPTY, NULL, "Deleted"},
+    R_404,
+    {409, BK_R_ONE, &bk_repr_detail, "The last active staff user"},
+    R_END};
 
 #define OWNED_REPLIES(repr, plural)                                                                \
     static const struct bk_reply_decl r_##repr##_list[] = {                                        \
-        {200, BK_R_PAGE, &repr, "A page of " plural}, {404, BK_R_ONE, &bk_repr_detail, "Invalid page."}, \
+        {200, BK_R_PAGE, &repr, "A page of " plural},                                              \
+        {404, BK_R_ONE, &bk_repr_detail, "Invalid page."},                                         \
         R_END};                                                                                    \
-    static const struct bk_reply_decl r_##repr##_get[] = {{200, BK_R_ONE, &repr, "Found"}, R_404,  \
-                                                          R_END};                                  \
+    static const struct bk_reply_decl r_##repr##_get[] = {                                         \
+        {200, BK_R_ONE, &repr, "Found"}, R_404, R_END};                                            \
     static const struct bk_reply_decl r_##repr##_create[] = {                                      \
         {201, BK_R_ONE, &repr, "Created"}, R_INVALID, R_END};                                      \
     static const struct bk_reply_decl r_##repr##_update[] = {                                      \
         {200, BK_R_ONE, &repr, "Updated"}, R_INVALID, R_403, R_404, R_END};                        \
-    static const struct bk_reply_decl r_##repr##_delete[] = {{204, BK_R_EMPTY, NULL, "Deleted"},   \
-                                                             R_403, R_404, R_END}
+    static const struct bk_reply_decl r_##repr##_delete[] = {                                      \
+        {204, BK_R_EMPTY, NULL, "Deleted"}, R_403, R_404, R_END}
 
 OWNED_REPLIES(education, "educations");
 OWNED_REPLIES(certificate, "certificates");
 OWNED_REPLIES(achievement, "achievements");
 
-static const struct bk_reply_decl r_resume_get[] = {{200, BK_R_ONE, &resume, "The resume"}, R_404,
-                                                    R_END};
+static const struct bk_reply_decl r_resume_get[] = {
+    {200, BK_R_ONE, &resume, "The resume"}, R_404, R_END};
 static const struct bk_reply_decl r_resume_update[] = {
     {200, BK_R_ONE, &resume, "Stored"}, R_INVALID, R_END};
-static const struct bk_reply_decl r_resume_delete[] = {{204, BK_R_EMPTY, NULL, "Deleted"}, R_404,
-                                                       R_END};
+static const struct bk_reply_decl r_resume_delete[] = {
+    {204, BK_R_EMPTY, NULL, "Deleted"}, R_404, R_END};
 
 static const struct bk_reply_decl r_order_place[] = {
     {201, BK_R_ONE, &order, "Placed"}, R_INVALID, R_END};
@@ -597,8 +665,8 @@ static const struct bk_reply_decl r_order_list[] = {
     {200, BK_R_PAGE, &order, "A page of orders, newest first"},
     {404, BK_R_ONE, &bk_repr_detail, "Invalid page."},
     R_END};
-static const struct bk_reply_decl r_order_get[] = {{200, BK_R_ONE, &order, "The order"}, R_404,
-                                                   R_END};
+static const struct bk_reply_decl r_order_get[] = {
+    {200, BK_R_ONE, &order, "The order"}, R_404, R_END};
 static const struct bk_reply_decl r_order_status[] = {
     {200, BK_R_ONE, &order, "Changed"},
     R_INVALID,
@@ -611,8 +679,8 @@ static const struct bk_reply_decl r_payment_list[] = {
     {200, BK_R_PAGE, &payment, "A page of payments"},
     {404, BK_R_ONE, &bk_repr_detail, "Invalid page."},
     R_END};
-static const struct bk_reply_decl r_payment_get[] = {{200, BK_R_ONE, &payment, "The payment"},
-                                                     R_404, R_END};
+static const struct bk_reply_decl r_payment_get[] = {
+    {200, BK_R_ONE, &payment, "The payment"}, R_404, R_END};
 static const struct bk_reply_decl r_payment_status[] = {
     {200, BK_R_ONE, &payment, "Changed"},
     R_INVALID,
@@ -657,14 +725,12 @@ const struct bk_command_decl bk_contract_commands[] = {
     {"certificate.list", NULL, args_owned_list, r_certificate_list, 0, NULL},
     {"certificate.create", &certificate, NULL, r_certificate_create, 0, NULL},
     {"certificate.get", NULL, args_id, r_certificate_get, 0, NULL},
-    {"certificate.update", &certificate, args_id_partial, r_certificate_update, BK_C_PARTIAL,
-     NULL},
+    {"certificate.update", &certificate, args_id_partial, r_certificate_update, BK_C_PARTIAL, NULL},
     {"certificate.delete", NULL, args_id, r_certificate_delete, 0, NULL},
     {"achievement.list", NULL, args_owned_list, r_achievement_list, 0, NULL},
     {"achievement.create", &achievement, NULL, r_achievement_create, 0, NULL},
     {"achievement.get", NULL, args_id, r_achievement_get, 0, NULL},
-    {"achievement.update", &achievement, args_id_partial, r_achievement_update, BK_C_PARTIAL,
-     NULL},
+    {"achievement.update", &achievement, args_id_partial, r_achievement_update, BK_C_PARTIAL, NULL},
     {"achievement.delete", NULL, args_id, r_achievement_delete, 0, NULL},
     {"resume.get", NULL, args_resume_get, r_resume_get, 0, NULL},
     {"resume.update", &resume, NULL, r_resume_update, 0, NULL},
@@ -673,7 +739,7 @@ const struct bk_command_decl bk_contract_commands[] = {
     {"admin.list", NULL, args_users, r_admin_users, 0, NULL},
     {"admin.get", NULL, args_id, r_admin_user, 0, NULL},
     {"admin.update", &admin_update, args_id, r_admin_user, 0, NULL},
-    {"admin.delete", NULL, args_id, r_admin_user, 0, NULL},
+    {"admin.delete", NULL, args_id, r_admin_delete, 0, NULL},
 
     /* orders and payments */
     {"order.place", &order, NULL, r_order_place, 0, NULL},
@@ -713,12 +779,11 @@ static const struct bk_field ev_reset[] = {
     END};
 static const struct bk_field ev_follow[] = {
     {"follower_id", BK_T_INTEGER, REQ}, {"followee_id", BK_T_INTEGER, REQ}, END};
-static const struct bk_field ev_status[] = {
-    {"order_id", BK_T_INTEGER, REQ},
-    {"user_id", BK_T_INTEGER, REQ},
-    {"from", BK_T_CHOICE, REQ, .choices = order_statuses},
-    {"to", BK_T_CHOICE, REQ, .choices = order_statuses},
-    END};
+static const struct bk_field ev_status[] = {{"order_id", BK_T_INTEGER, REQ},
+                                            {"user_id", BK_T_INTEGER, REQ},
+                                            {"from", BK_T_CHOICE, REQ, .choices = order_statuses},
+                                            {"to", BK_T_CHOICE, REQ, .choices = order_statuses},
+                                            END};
 
 static const struct bk_repr ev_registered_r = {"UserRegistered", NULL, ev_registered};
 static const struct bk_repr ev_user_r = {"UserRef", NULL, ev_user};
@@ -751,13 +816,48 @@ const struct bk_event_decl bk_contract_events[] = {
 /* Every representation a document names, in order; the request shapes are
  * derived from them. */
 const struct bk_repr *const bk_contract_reprs[] = {
-    &bk_repr_detail, &bk_repr_validation_error, &bk_repr_token_error,
-    &me, &admin_user, &register_in, &registered, &login_in, &login_out, &token_pair,
-    &refresh_in, &verify_in, &empty, &change_in, &changed, &reset_in, &reset_confirm_in,
-    &jwk, &jwks, &delete_account, &education, &certificate, &achievement, &resume, &picture,
-    &profile, &profile_detail, &admin_update, &order_payment, &order, &order_status,
-    &payment, &payment_status, &ev_registered_r, &ev_user_r, &ev_updated_r, &ev_role_r,
-    &ev_password_r, &ev_reset_r, &ev_follow_r, &ev_status_r, NULL,
+    &bk_repr_detail,
+    &bk_repr_validation_error,
+    &bk_repr_token_error,
+    &me,
+    &admin_user,
+    &register_in,
+    &registered,
+    &login_in,
+    &login_out,
+    &token_pair,
+    &refresh_in,
+    &verify_in,
+    &empty,
+    &change_in,
+    &changed,
+    &reset_in,
+    &reset_confirm_in,
+    &jwk,
+    &jwks,
+    &delete_account,
+    &education,
+    &certificate,
+    &achievement,
+    &resume,
+    &picture,
+    &profile,
+    &profile_detail,
+    &admin_update,
+    &order_payment,
+    &order,
+    &order_status,
+    &payment,
+    &payment_status,
+    &ev_registered_r,
+    &ev_user_r,
+    &ev_updated_r,
+    &ev_role_r,
+    &ev_password_r,
+    &ev_reset_r,
+    &ev_follow_r,
+    &ev_status_r,
+    NULL,
 };
 
 /* ---- lookups ----------------------------------------------------------------------------- */

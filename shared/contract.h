@@ -41,38 +41,38 @@ enum bk_type {
  * (shared/contract.c). */
 enum bk_format {
     BK_FMT_NONE,
-    BK_FMT_EMAIL,     /* Django's EmailValidator */
-    BK_FMT_URI,       /* http/https URL (URLValidator), "" allowed when blank is */
-    BK_FMT_DATE,      /* YYYY-MM-DD, a real day; "" or null: no date */
-    BK_FMT_DATETIME,  /* RFC 3339 UTC (output) */
-    BK_FMT_USERNAME,  /* letters, digits and @ . + - _ */
-    BK_FMT_PHONE,     /* digits, + - ( ) . and spaces */
-    BK_FMT_PASSWORD,  /* write-only secret (documentation) */
-    BK_FMT_JWT,       /* a JSON Web Token */
-    BK_FMT_UUID,      /* output */
+    BK_FMT_EMAIL,    /* Django's EmailValidator */
+    BK_FMT_URI,      /* http/https URL (URLValidator), "" allowed when blank is */
+    BK_FMT_DATE,     /* YYYY-MM-DD, a real day; "" or null: no date */
+    BK_FMT_DATETIME, /* RFC 3339 UTC (output) */
+    BK_FMT_USERNAME, /* letters, digits and @ . + - _ */
+    BK_FMT_PHONE,    /* digits, + - ( ) . and spaces */
+    BK_FMT_PASSWORD, /* write-only secret (documentation) */
+    BK_FMT_JWT,      /* a JSON Web Token */
+    BK_FMT_UUID,     /* output */
 };
 
 enum bk_field_flags {
-    BK_F_REQUIRED = 1,    /* input: "This field is required." (not on a partial update) */
-    BK_F_NULLABLE = 2,    /* null is a value (input: read as absent) */
-    BK_F_BLANK = 4,       /* "" allowed */
-    BK_F_NO_TRIM = 8,     /* keep surrounding whitespace (passwords) */
-    BK_F_READ_ONLY = 16,  /* set by the server: in the reply, never read from args */
-    BK_F_WRITE_ONLY = 32, /* read from args, never in the reply (passwords) */
-    BK_F_PATH = 64,       /* a path parameter ({id}) */
-    BK_F_QUERY = 128,     /* a query parameter */
-    BK_F_FILTER = 256,    /* a list filter: documented and typed, read leniently by the
-                             handler (a value that matches nothing gives an empty page) */
+    BK_F_REQUIRED = 1,        /* input: "This field is required." (not on a partial update) */
+    BK_F_NULLABLE = 2,        /* null is a value (input: read as absent) */
+    BK_F_BLANK = 4,           /* "" allowed */
+    BK_F_NO_TRIM = 8,         /* keep surrounding whitespace (passwords) */
+    BK_F_READ_ONLY = 16,      /* set by the server: in the reply, never read from args */
+    BK_F_WRITE_ONLY = 32,     /* read from args, never in the reply (passwords) */
+    BK_F_PATH = 64,           /* a path parameter ({id}) */
+    BK_F_QUERY = 128,         /* a query parameter */
+    BK_F_FILTER = 256,        /* a list filter: documented and typed, read leniently by the
+                                 handler (a value that matches nothing gives an empty page) */
     BK_F_NULL_IS_ERROR = 512, /* an explicit null: "This field may not be null." even
                                  when optional (DRF's allow_null=False) */
-    BK_F_HEADER = 1024,   /* set by the bridge from a header or the method: not a
-                             documented body or query field */
-    BK_F_LENIENT = 2048,  /* documented and typed, but read by the handler, which never
-                             refuses it (a list filter that matches nothing, a media key
-                             that is not found): the runtime does not validate it */
-    BK_F_OMITTED = 4096,  /* output: may be absent from a reply (email, phone_no and
-                             address of someone else's profile); every other output field
-                             is always present */
+    BK_F_HEADER = 1024,       /* set by the bridge from a header or the method: not a
+                                 documented body or query field */
+    BK_F_LENIENT = 2048,      /* documented and typed, but read by the handler, which never
+                                 refuses it (a list filter that matches nothing, a media key
+                                 that is not found): the runtime does not validate it */
+    BK_F_OMITTED = 4096,      /* output: may be absent from a reply (email, phone_no and
+                                 address of someone else's profile); every other output field
+                                 is always present */
 };
 
 struct bk_repr;
@@ -97,10 +97,10 @@ struct bk_repr {
 };
 
 enum bk_reply_shape {
-    BK_R_ONE,    /* the representation */
-    BK_R_PAGE,   /* Paginated<Repr>List: {count, next, previous, results} */
-    BK_R_EMPTY,  /* no body (204) */
-    BK_R_RAW,    /* raw bytes (media) */
+    BK_R_ONE,   /* the representation */
+    BK_R_PAGE,  /* Paginated<Repr>List: {count, next, previous, results} */
+    BK_R_EMPTY, /* no body (204) */
+    BK_R_RAW,   /* raw bytes (media) */
 };
 
 struct bk_reply_decl {

@@ -45,8 +45,9 @@ enum br_route_flags {
     BR_LOCAL = 2,    /* answered by the bridge itself; command names the local handler */
     BR_NO_STORE = 4, /* the answer may carry tokens: Cache-Control: no-store */
     BR_ANY_HOST = 8, /* answered whatever the Host header: probes connect by address */
-    BR_MULTIPART = 0x100, /* multipart/form-data allowed: the command's declared file field
-                             (BK_T_BINARY in shared/contract.c) comes as a file part */
+    /* multipart/form-data allowed: the command's declared file field
+     * (BK_T_BINARY in shared/contract.c) comes as a file part */
+    BR_MULTIPART = 0x100,
 };
 
 struct br_route {

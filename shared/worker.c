@@ -34,8 +34,8 @@
 /* One declared argument as the runtime read it (bk_in_*). */
 struct bk_value {
     const struct bk_field *f;
-    bool set;     /* sent and valid (null included) */
-    bool is_null; /* sent as null (or "" where that means null) */
+    bool set;      /* sent and valid (null included) */
+    bool is_null;  /* sent as null (or "" where that means null) */
     const char *s; /* strings, choices, dates, ids: NUL-terminated in the arena */
     int64_t i;     /* integers; decimals in cents */
     bool b;
@@ -595,8 +595,7 @@ static const char *read_pk(struct bk_call *c, const char *key, bool required)
 /* Reads one declared argument into v, recording DRF's message when it is
  * invalid. The order of checks is DRF's: presence, null, type, limits, then
  * the format's validator. */
-static void read_arg(struct bk_call *c, const struct bk_field *f, bool partial,
-                     struct bk_value *v)
+static void read_arg(struct bk_call *c, const struct bk_field *f, bool partial, struct bk_value *v)
 {
     const char *key = f->name;
     bool required = (f->flags & BK_F_REQUIRED) && !partial;

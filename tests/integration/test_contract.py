@@ -12,7 +12,9 @@ import subprocess
 import tempfile
 import unittest
 
-from helpers import REPO, HTTP_URL, amqp_call, http, register_and_login, unique
+import time
+
+from helpers import REPO, HTTP_URL, Unroutable, amqp_call, http, register_and_login, unique
 
 WEB = os.path.join(REPO, "web")
 CONTRACT = os.path.join(REPO, "tests", "contract")
@@ -142,6 +144,17 @@ class Documents(unittest.TestCase):
             "product_name": ["This field may not be blank."],
             "quantity": ["A valid integer is required."],
             "price": ["Ensure this value is greater than or equal to 0.01."]})
+
+
+class Mandatory(unittest.TestCase):
+    def test_a_command_no_queue_serves_comes_back_at_once(self):
+        # the contract: published mandatory, an unserved routing key is returned
+        # (basic.return), not silently dropped; the caller knows at once
+        t0 = time.monotonic()
+        with self.assertRaises(Unroutable) as e:
+            amqp_call("nobody.home", {}, timeout=5)
+        self.assertLess(time.monotonic() - t0, 2)
+        self.assertIn("312 NO_ROUTE", str(e.exception))
 
 
 class TypeScriptClient(unittest.TestCase):

@@ -97,13 +97,11 @@ static void routes_and_declarations_agree(void **state)
             !br_routes_find(NULL, d->name, "DELETE"))
             fail_msg("%s has no route", d->name);
     char q[256];
-    assert_int_equal(bk_contract_names(bk_contract_command("order.list"), BK_F_QUERY, 0, q,
-                                       sizeof q),
-                     4);
+    assert_int_equal(
+        bk_contract_names(bk_contract_command("order.list"), BK_F_QUERY, 0, q, sizeof q), 4);
     assert_string_equal(q, "status,all,page,page_size");
-    assert_int_equal(bk_contract_names(bk_contract_command("order.place"), 0, BK_F_HEADER, q,
-                                       sizeof q),
-                     3);
+    assert_int_equal(
+        bk_contract_names(bk_contract_command("order.place"), 0, BK_F_HEADER, q, sizeof q), 3);
     assert_string_equal(q, "product_name,quantity,price");
 }
 
@@ -135,10 +133,10 @@ static void order_place_reads_typed_values(void **state)
 static void formats_nulls_and_partial_updates(void **state)
 {
     struct fixture f;
-    struct bk_call *c = validated_text(
-        &f, "auth.register",
-        "{\"username\": \"a b\", \"email\": \"nope\", \"password\": \" x \", \"password2\": \" x \","
-        " \"role\": \"admin\"}");
+    struct bk_call *c = validated_text(&f, "auth.register",
+                                       "{\"username\": \"a b\", \"email\": \"nope\", \"password\": "
+                                       "\" x \", \"password2\": \" x \","
+                                       " \"role\": \"admin\"}");
     char *e = errors_of(c);
     assert_string_equal(e, "{\"email\":[\"Enter a valid email address.\"],"
                            "\"role\":[\"\\\"admin\\\" is not a valid choice.\"],"

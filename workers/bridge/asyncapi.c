@@ -43,15 +43,15 @@ static const char DESCRIPTION[] =
 static json_t *exchange_binding(const char *exchange)
 {
     return json_pack("{s:{s:s, s:{s:s, s:s, s:b, s:b, s:s}, s:s}}", "amqp", "is", "routingKey",
-                     "exchange", "name", exchange, "type", "topic", "durable", 1, "autoDelete",
-                     0, "vhost", "/", "bindingVersion", "0.3.0");
+                     "exchange", "name", exchange, "type", "topic", "durable", 1, "autoDelete", 0,
+                     "vhost", "/", "bindingVersion", "0.3.0");
 }
 
 static json_t *queue_binding(const char *queue, bool durable)
 {
-    return json_pack("{s:{s:s, s:{s:s, s:b, s:b, s:b, s:s}, s:s}}", "amqp", "is", "queue",
-                     "queue", "name", queue, "durable", durable, "exclusive", !durable,
-                     "autoDelete", !durable, "vhost", "/", "bindingVersion", "0.3.0");
+    return json_pack("{s:{s:s, s:{s:s, s:b, s:b, s:b, s:s}, s:s}}", "amqp", "is", "queue", "queue",
+                     "name", queue, "durable", durable, "exclusive", !durable, "autoDelete",
+                     !durable, "vhost", "/", "bindingVersion", "0.3.0");
 }
 
 static json_t *ref(const char *kind, const char *name)
@@ -105,8 +105,8 @@ static json_t *reply_body(const struct bk_reply_decl *rd)
         snprintf(buf, sizeof buf, "Paginated%sList", rd->body->name);
         return ref("components/schemas", buf);
     case BK_R_RAW:
-        return json_pack("{s:s, s:{s:{s:s}, s:{s:s, s:s}, s:{s:s}}}", "type", "object", "properties",
-                         "content_type", "type", "string", "data", "type", "string",
+        return json_pack("{s:s, s:{s:{s:s}, s:{s:s, s:s}, s:{s:s}}}", "type", "object",
+                         "properties", "content_type", "type", "string", "data", "type", "string",
                          "contentEncoding", "binary", "etag", "type", "string");
     case BK_R_EMPTY:
         break;
@@ -119,19 +119,18 @@ static json_t *reply_schema(const struct bk_command_decl *d)
 {
     json_t *one_of = json_array();
     for (const struct bk_reply_decl *rd = d->replies; rd->status; rd++)
-        json_array_append_new(one_of,
-                              json_pack("{s:s, s:s, s:[s,s], s:{s:{s:i}, s:o}}", "type", "object",
-                                        "description", rd->doc, "required", "status", "body",
-                                        "properties", "status", "const", rd->status, "body",
-                                        reply_body(rd)));
+        json_array_append_new(one_of, json_pack("{s:s, s:s, s:[s,s], s:{s:{s:i}, s:o}}", "type",
+                                                "object", "description", rd->doc, "required",
+                                                "status", "body", "properties", "status", "const",
+                                                rd->status, "body", reply_body(rd)));
     json_array_append_new(
-        one_of, json_pack("{s:s, s:s, s:[s,s], s:{s:{s:s, s:[i,i,i,i,i]}, s:o}}", "type", "object",
-                          "description",
-                          "Refused by the runtime: 400 undecodable, 401 no or a bad token, 403 "
-                          "not permitted, 500 failed max_deliveries times, 503 database down",
-                          "required", "status", "body", "properties", "status", "type", "integer",
-                          "enum", 400, 401, 403, 500, 503, "body",
-                          ref("components/schemas", "Detail")));
+        one_of,
+        json_pack("{s:s, s:s, s:[s,s], s:{s:{s:s, s:[i,i,i,i,i]}, s:o}}", "type", "object",
+                  "description",
+                  "Refused by the runtime: 400 undecodable, 401 no or a bad token, 403 "
+                  "not permitted, 500 failed max_deliveries times, 503 database down",
+                  "required", "status", "body", "properties", "status", "type", "integer", "enum",
+                  400, 401, 403, 500, 503, "body", ref("components/schemas", "Detail")));
     return json_pack("{s:s, s:o}", "description", "The reply", "oneOf", one_of);
 }
 
@@ -153,8 +152,8 @@ char *br_asyncapi_json(void)
                 json_object_set_new(schemas, name, br_schema_page(item));
             }
         camel(d->name, "Args", name, sizeof name);
-        json_t *args = br_schema_args(d, (d->flags & BK_C_PARTIAL) ? BR_PATCH : BR_ARGS, true,
-                                      REFS);
+        json_t *args =
+            br_schema_args(d, (d->flags & BK_C_PARTIAL) ? BR_PATCH : BR_ARGS, true, REFS);
         if (d->flags & BK_C_PARTIAL) { /* path args stay required over AMQP */
             json_decref(args);
             args = br_schema_args(d, BR_ARGS, true, REFS);
@@ -170,13 +169,13 @@ char *br_asyncapi_json(void)
             json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:[s,s,s], s:{s:{s:i}, s:{s:[s,s], s:s}, "
                       "s:o}}, s:{s:s}, s:{s:{s:s, s:s}}}",
                       "name", d->name, "title", d->name, "contentType", "application/msgpack",
-                      "headers", command_properties(), "payload", "type", "object", "required",
-                      "v", "auth", "args", "properties", "v", "const", 1, "auth", "type", "string",
+                      "headers", command_properties(), "payload", "type", "object", "required", "v",
+                      "auth", "args", "properties", "v", "const", 1, "auth", "type", "string",
                       "null", "description",
                       "An access token (the JWT alone, no 'Bearer '), or nil", "args",
                       ref("components/schemas", name), "correlationId", "location",
-                      "$message.header#/correlation_id", "bindings", "amqp", "messageType",
-                      d->name, "bindingVersion", "0.3.0"));
+                      "$message.header#/correlation_id", "bindings", "amqp", "messageType", d->name,
+                      "bindingVersion", "0.3.0"));
         camel(d->name, "Reply", name, sizeof name);
         json_object_set_new(messages, name,
                             json_pack("{s:s, s:s, s:o, s:{s:s}}", "name", name, "contentType",
@@ -188,8 +187,8 @@ char *br_asyncapi_json(void)
         json_object_set_new(cm, msg, ref("components/messages", msg));
         json_object_set_new(channels, d->name,
                             json_pack("{s:s, s:s, s:o, s:o}", "address", d->name, "description",
-                                      "Routing key on backend.commands", "messages", cm,
-                                      "bindings", exchange_binding(BK_EX_COMMANDS)));
+                                      "Routing key on backend.commands", "messages", cm, "bindings",
+                                      exchange_binding(BK_EX_COMMANDS)));
         char reply_ch[160];
         snprintf(reply_ch, sizeof reply_ch, "%s.reply", d->name);
         json_t *rm = json_object();
@@ -235,19 +234,18 @@ char *br_asyncapi_json(void)
                       "s:{s:{s:s, s:s}}, s:{s:s, s:{s:{s:s, s:s, s:s}, s:{s:s, s:s}}}}",
                       "name", e->name, "title", e->name, "summary", e->doc, "contentType",
                       "application/msgpack", "payload", "allOf", "$ref", REFS "EventEnvelope",
-                      "properties", "event", "const", e->name, "data", "$ref", data_ref,
-                      "bindings", "amqp", "messageType", e->name, "bindingVersion", "0.3.0",
-                      "headers", "type", "object", "properties", "message_id", "type", "string",
-                      "format", "uuid", "description", "The event id", "type", "type", "string",
-                      "description", "The event name"));
+                      "properties", "event", "const", e->name, "data", "$ref", data_ref, "bindings",
+                      "amqp", "messageType", e->name, "bindingVersion", "0.3.0", "headers", "type",
+                      "object", "properties", "message_id", "type", "string", "format", "uuid",
+                      "description", "The event id", "type", "type", "string", "description",
+                      "The event name"));
         json_t *em = json_object();
         json_object_set_new(em, msg, ref("components/messages", msg));
         json_object_set_new(channels, e->name,
                             json_pack("{s:s, s:s, s:o, s:o}", "address", e->name, "description",
                                       "Routing key on backend.events (bind with it, or a pattern "
                                       "such as order.#)",
-                                      "messages", em, "bindings",
-                                      exchange_binding(BK_EX_EVENTS)));
+                                      "messages", em, "bindings", exchange_binding(BK_EX_EVENTS)));
         char ch_ref[200], m_ref[512];
         snprintf(ch_ref, sizeof ch_ref, "#/channels/%s", e->name);
         snprintf(m_ref, sizeof m_ref, "#/channels/%s/messages/%s", e->name, msg);
@@ -264,12 +262,12 @@ char *br_asyncapi_json(void)
                                   "headers; replayed by backendctl replay-dead-letters",
                                   "contentType", "application/msgpack", "payload", "type",
                                   "object"));
-    json_object_set_new(
-        channels, "backend.dead",
-        json_pack("{s:s, s:s, s:{s:o}, s:o}", "address", BK_Q_DEAD, "description",
-                  "Dead letters: backend.dlx (topic) bound with # to this queue", "messages",
-                  "DeadLetter", ref("components/messages", "DeadLetter"), "bindings",
-                  queue_binding(BK_Q_DEAD, true)));
+    json_object_set_new(channels, "backend.dead",
+                        json_pack("{s:s, s:s, s:{s:o}, s:o}", "address", BK_Q_DEAD, "description",
+                                  "Dead letters: backend.dlx (topic) bound with # to this queue",
+                                  "messages", "DeadLetter",
+                                  ref("components/messages", "DeadLetter"), "bindings",
+                                  queue_binding(BK_Q_DEAD, true)));
     json_object_set_new(operations, "on.backend.dead",
                         json_pack("{s:s, s:{s:s}, s:[{s:s}]}", "action", "receive", "channel",
                                   "$ref", "#/channels/backend.dead", "messages", "$ref",
@@ -280,8 +278,9 @@ char *br_asyncapi_json(void)
         "asyncapi", "3.0.0", "info", "title", "Backend commands and events", "version", "1.0.0",
         "description", DESCRIPTION, "defaultContentType", "application/msgpack", "servers",
         "rabbitmq", "host", "127.0.0.1:5672", "protocol", "amqp", "protocolVersion", "0.9.1",
-        "description", "The broker (amqp_nodes in config/backend.conf; each service has its "
-                       "own identity: backendctl service-account)",
+        "description",
+        "The broker (amqp_nodes in config/backend.conf; each service has its "
+        "own identity: backendctl service-account)",
         "channels", channels, "operations", operations, "components", "schemas", schemas,
         "messages", messages);
     if (!doc)

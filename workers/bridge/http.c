@@ -1055,7 +1055,8 @@ static enum MHD_Result on_headers(struct req *r, const char *url, const char *me
     const char *ct =
         MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     r->kind = br_request_body_kind(ct);
-    if (r->kind == BR_BODY_OTHER || (r->kind == BR_BODY_MULTIPART && !(route->flags & BR_MULTIPART))) {
+    if (r->kind == BR_BODY_OTHER ||
+        (r->kind == BR_BODY_MULTIPART && !(route->flags & BR_MULTIPART))) {
         char msg[300];
         snprintf(msg, sizeof msg, "Unsupported media type \"%.200s\" in request.", ct ? ct : "");
         return answer_early(r, 415, detail_response(r, msg));

@@ -80,31 +80,30 @@ static json_t *parameters(const struct br_route *r, const struct bk_command_decl
         char name[32];
         snprintf(name, sizeof name, "%.*s", (int)k, p + 1);
         const struct bk_field *f = d ? bk_contract_arg(d, name) : NULL;
-        json_t *schema = f ? br_schema_field(f, BR_INPUT, REFS) : json_pack("{s:s}", "type", "string");
+        json_t *schema =
+            f ? br_schema_field(f, BR_INPUT, REFS) : json_pack("{s:s}", "type", "string");
         json_array_append_new(params, json_pack("{s:s, s:s, s:b, s:o}", "name", name, "in", "path",
                                                 "required", 1, "schema", schema));
     }
     for (const struct bk_field *f = d ? d->args : NULL; f && f->name; f++) {
         if (!(f->flags & BK_F_QUERY))
             continue;
-        json_t *p = json_pack("{s:s, s:s, s:b, s:o}", "name", f->name, "in", "query", "required",
-                              0, "schema", br_schema_field(f, BR_INPUT, REFS));
+        json_t *p = json_pack("{s:s, s:s, s:b, s:o}", "name", f->name, "in", "query", "required", 0,
+                              "schema", br_schema_field(f, BR_INPUT, REFS));
         if (f->doc)
             json_object_set_new(p, "description", json_string(f->doc));
         json_array_append_new(params, p);
     }
     if (r->flags & BR_RAW)
-        json_array_append_new(params, json_pack("{s:s, s:s, s:b, s:{s:s}}", "name", "If-None-Match",
-                                                "in", "header", "required", 0, "schema", "type",
-                                                "string"));
-    if (strcmp(r->method, "GET") != 0)
         json_array_append_new(params,
-                              json_pack("{s:s, s:s, s:b, s:s, s:{s:s, s:i, s:i}}", "name",
-                                        "Idempotency-Key", "in", "header", "required", 0,
-                                        "description",
-                                        "Retries with the same key have their effect once",
-                                        "schema", "type", "string", "minLength", 1, "maxLength",
-                                        255));
+                              json_pack("{s:s, s:s, s:b, s:{s:s}}", "name", "If-None-Match", "in",
+                                        "header", "required", 0, "schema", "type", "string"));
+    if (strcmp(r->method, "GET") != 0)
+        json_array_append_new(
+            params, json_pack("{s:s, s:s, s:b, s:s, s:{s:s, s:i, s:i}}", "name", "Idempotency-Key",
+                              "in", "header", "required", 0, "description",
+                              "Retries with the same key have their effect once", "schema", "type",
+                              "string", "minLength", 1, "maxLength", 255));
     return params;
 }
 
@@ -185,7 +184,8 @@ static json_t *local_responses(const struct br_route *r)
                            "type", "object", "required", "status", "properties", "status", "type",
                            "string"));
     else
-        response(responses, 200, "The document", json_pack("{s:{s:O}}", "application/json", "schema", obj));
+        response(responses, 200, "The document",
+                 json_pack("{s:{s:O}}", "application/json", "schema", obj));
     if (strcmp(r->command, "health") == 0)
         response(responses, 503, "Something is down (the same body, naming it)",
                  json_pack("{s:{s:O}}", "application/json", "schema", obj));
@@ -207,7 +207,7 @@ static json_t *responses_of(const struct br_route *r, const struct bk_command_de
     if (strchr(r->pattern, '{'))
         response(responses, 404, "Not found", detail_content());
     if (strcmp(r->method, "GET") != 0) {
-        response(responses, 413, "Body too large", NULL);
+        response(responses, 413, "Body too large", detail_content());
         response(responses, 415, "Unsupported media type", detail_content());
     }
     response(responses, 503, "No worker for the command", detail_content());
@@ -260,14 +260,18 @@ static json_t *schemas(void)
             if (rd->shape == BK_R_PAGE) {
                 snprintf(name, sizeof name, "Paginated%sList", rd->body->name);
                 char item[160];
-                json_object_set_new(out, name,
-                                    br_schema_page(br_schema_ref(item, sizeof item, REFS, "",
-                                                                 rd->body->name, "")));
+                json_object_set_new(
+                    out, name,
+                    br_schema_page(br_schema_ref(item, sizeof item, REFS, "", rd->body->name, "")));
             }
         if (!d->input)
             continue;
+        json_t *json = br_schema_args(d, BR_INPUT, false, REFS);
         snprintf(name, sizeof name, "%sRequest", d->input->name);
-        json_object_set_new(out, name, br_schema_args(d, BR_INPUT, false, REFS));
+        if (json_object_size(json_object_get(json, "properties")) > 0)
+            json_object_set_new(out, name, json);
+        else
+            json_decref(json); /* a file alone: only the multipart shape */
         if (bk_contract_file(d)) {
             snprintf(name, sizeof name, "%sMultipartRequest", d->input->name);
             json_object_set_new(out, name, br_schema_args(d, BR_INPUT, true, REFS));
@@ -309,7 +313,8 @@ char *br_openapi_json(void)
         "UTC.",
         "servers", "url", "/", "paths", paths, "components", "schemas", schemas(),
         "securitySchemes", "bearerAuth", "type", "http", "scheme", "bearer", "bearerFormat", "JWT",
-        "description", "An access token from POST /api/auth/login/ (Authorize: paste it without "
+        "description",
+        "An access token from POST /api/auth/login/ (Authorize: paste it without "
         "'Bearer ')");
     if (!doc)
         return NULL;
@@ -349,7 +354,8 @@ const char br_openapi_docs_html[] =
     "const tok=document.getElementById('tok');tok.value=localStorage.getItem('token')||'';\n"
     "tok.onchange=()=>localStorage.setItem('token',tok.value.trim());\n"
     "function example(op){const c=op.requestBody&&op.requestBody.content['application/json'];"
-    "if(!c)return '';if(c.example)return JSON.stringify(c.example,null,2);const o={};for(const k of Object.keys(c.schema.properties||{}))o[k]='';"
+    "if(!c)return '';if(c.example)return JSON.stringify(c.example,null,2);const o={};for(const k "
+    "of Object.keys(c.schema.properties||{}))o[k]='';"
     "return JSON.stringify(o,null,2)}\n"
     "function form(path,method,op){\n"
     " const f=$('form');const inputs={};const ps=op.parameters||[];\n"

@@ -102,7 +102,8 @@ json_t *br_schema_field(const struct bk_field *f, enum br_schema_use use, const 
         return ref_schema(f->ref, nullable, refs);
     case BK_T_ARRAY:
         s = json_pack("{s:s, s:o}", "type", "array", "items",
-                      f->ref ? ref_schema(f->ref, false, refs) : json_pack("{s:s}", "type", "string"));
+                      f->ref ? ref_schema(f->ref, false, refs)
+                             : json_pack("{s:s}", "type", "string"));
         break;
     case BK_T_MAP:
         s = json_pack("{s:s}", "type", "object");
@@ -135,8 +136,9 @@ json_t *br_schema_repr(const struct bk_repr *r, const char *refs)
     if (r->doc)
         json_object_set_new(s, "description", json_string(r->doc));
     if (r == &bk_repr_validation_error) /* every other key is a field with its messages */
-        json_object_set_new(s, "additionalProperties",
-                            json_pack("{s:s, s:{s:s}}", "type", "array", "items", "type", "string"));
+        json_object_set_new(
+            s, "additionalProperties",
+            json_pack("{s:s, s:{s:s}}", "type", "array", "items", "type", "string"));
     return s;
 }
 

@@ -10,10 +10,10 @@
 #include "shared/contract.h"
 
 enum br_schema_use {
-    BR_OUTPUT,  /* a reply or an event: readOnly marked, write-only fields left out */
-    BR_INPUT,   /* a request body: writable fields, required as declared */
-    BR_PATCH,   /* a partial update's body: nothing required */
-    BR_ARGS,    /* a command's args over AMQP: every argument, path and query ones too */
+    BR_OUTPUT, /* a reply or an event: readOnly marked, write-only fields left out */
+    BR_INPUT,  /* a request body: writable fields, required as declared */
+    BR_PATCH,  /* a partial update's body: nothing required */
+    BR_ARGS,   /* a command's args over AMQP: every argument, path and query ones too */
 };
 
 /* The schema of one field (new reference). refs is the "#/components/schemas/"

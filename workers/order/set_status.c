@@ -6,7 +6,6 @@
 
 #include "workers/order/order.h"
 
-
 /* Staff may ship a paid pending order, deliver a shipped one and cancel an
  * unpaid pending one; the owner may cancel a pending unpaid one (issue 6: a
  * paid order cancelled by its owner would keep a completed payment; the

@@ -24,9 +24,10 @@ int payment_initiate(struct bk_call *c)
             return -1;
         if (PQntuples(r) == 0) {
             const msgpack_object *o = bk_codec_get(c->args, "order");
-            bk_error_no_object(c, "order", o->type == MSGPACK_OBJECT_STR
-                                  ? bk_strf(c, "%.*s", (int)o->via.str.size, o->via.str.ptr)
-                                  : order);
+            bk_error_no_object(c, "order",
+                               o->type == MSGPACK_OBJECT_STR
+                                   ? bk_strf(c, "%.*s", (int)o->via.str.size, o->via.str.ptr)
+                                   : order);
         } else if (strcmp(PQgetvalue(r, 0, 3), "t") == 0) {
             bk_error(c, "order", "payment with this order already exists.");
         } else if (strcmp(PQgetvalue(r, 0, 0), "pending") != 0) {

@@ -7,7 +7,6 @@
 
 #include "workers/payment/payment.h"
 
-
 static bool transition_allowed(const char *cur, const char *to)
 {
     if (strcmp(cur, "pending") == 0)

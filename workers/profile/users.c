@@ -217,8 +217,8 @@ int profile_me(struct bk_call *c)
  * else a client sends (id, username, role, is_staff, date_joined,
  * profile_picture, the counts...) is read-only and ignored, as DRF does. */
 static const char *const fields[] = {
-    "email",    "first_name",  "last_name", "about",      "linkedin",  "github",     "phone_no",
-    "address",  "designation", "company",   "is_student", "is_alumni", "is_faculty",
+    "email",   "first_name",  "last_name", "about",      "linkedin",  "github",     "phone_no",
+    "address", "designation", "company",   "is_student", "is_alumni", "is_faculty",
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 
