@@ -12,6 +12,7 @@
 #include "shared/codec.h"
 #include "shared/contract.h"
 #include "shared/json.h"
+#include "shared/password.h"
 #include "shared/routes.h"
 #include "shared/worker.h"
 #include "workers/bridge/schema.c"
@@ -82,6 +83,36 @@ static void examples_pass_validation(void **state)
         done(&f);
     }
     assert_true(checked >= 20);
+}
+
+/* The register example's password passes Django's validators against the
+ * example's own names (the docs page registers with it, then logs in with
+ * the login example), and so do the new passwords of the other examples. */
+static void example_passwords_pass_the_validators(void **state)
+{
+    assert_int_equal(bk_password_load_common("data/common-passwords.txt.gz"), 0);
+    json_t *reg = br_schema_example(bk_contract_command("auth.register"));
+    json_t *login = br_schema_example(bk_contract_command("auth.login"));
+    assert_non_null(reg);
+    assert_non_null(login);
+    const char *pw = json_string_value(json_object_get(reg, "password"));
+    assert_string_equal(pw, json_string_value(json_object_get(login, "password")));
+    assert_string_equal(json_string_value(json_object_get(reg, "username")),
+                        json_string_value(json_object_get(login, "username")));
+    const char *names[] = {"username", "email", "first_name", "last_name"};
+    const char *v[4];
+    for (int i = 0; i < 4; i++)
+        v[i] = json_string_value(json_object_get(reg, names[i]));
+    assert_int_equal(bk_password_validate(pw, v[0], v[1], v[2], v[3], NULL), 0);
+    static const char *const others[] = {"auth.change_password", "auth.reset_password_confirm"};
+    for (int i = 0; i < 2; i++) {
+        json_t *ex = br_schema_example(bk_contract_command(others[i]));
+        const char *npw = json_string_value(json_object_get(ex, "new_password"));
+        assert_int_equal(bk_password_validate(npw, v[0], v[1], v[2], v[3], NULL), 0);
+        json_decref(ex);
+    }
+    json_decref(reg);
+    json_decref(login);
 }
 
 /* Every route's command is declared, and every declared command has a route
@@ -197,6 +228,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(examples_pass_validation),
+        cmocka_unit_test(example_passwords_pass_the_validators),
         cmocka_unit_test(routes_and_declarations_agree),
         cmocka_unit_test(order_place_reads_typed_values),
         cmocka_unit_test(formats_nulls_and_partial_updates),
