@@ -862,6 +862,14 @@ const struct bk_repr *const bk_contract_reprs[] = {
 
 /* ---- lookups ----------------------------------------------------------------------------- */
 
+const struct bk_repr *bk_contract_repr(const char *name)
+{
+    for (const struct bk_repr *const *r = bk_contract_reprs; *r; r++)
+        if (strcmp((*r)->name, name) == 0)
+            return *r;
+    return NULL;
+}
+
 const struct bk_command_decl *bk_contract_command(const char *command)
 {
     for (const struct bk_command_decl *d = bk_contract_commands; d->name; d++)

@@ -139,6 +139,9 @@ extern const struct bk_repr *const bk_contract_reprs[];
 /* The error bodies every command may answer with. */
 extern const struct bk_repr bk_repr_detail, bk_repr_validation_error, bk_repr_token_error;
 
+/* The representation named name ("UserProfile"), or NULL. */
+const struct bk_repr *bk_contract_repr(const char *name);
+
 /* The declaration of command, or NULL. */
 const struct bk_command_decl *bk_contract_command(const char *command);
 

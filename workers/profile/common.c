@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shared/contract.h"
 #include "shared/log.h"
 #include "shared/validate.h"
 #include "workers/profile/profile.h"
@@ -29,9 +30,11 @@ void pr_hide_private(struct bk_call *c, json_t *profile)
     json_int_t id = json_integer_value(json_object_get(profile, "id"));
     if (c->actor.is_staff || (c->actor.user_id && id == c->actor.user_id))
         return;
-    json_object_del(profile, "email");
-    json_object_del(profile, "phone_no");
-    json_object_del(profile, "address");
+    /* the fields the declaration says a reply may leave out */
+    const struct bk_repr *r = bk_contract_repr("UserProfile");
+    for (const struct bk_field *f = r ? r->fields : NULL; f && f->name; f++)
+        if (f->flags & BK_F_OMITTED)
+            json_object_del(profile, f->name);
 }
 
 int64_t pr_owner(struct bk_call *c, const char *sql, const char *id, bool check_owner,

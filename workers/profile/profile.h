@@ -77,8 +77,8 @@ int media_housekeeping(struct bk_db *db);
 const char *pr_base(struct bk_call *c);
 /* Parses JSON text built by PostgreSQL; NULL on failure (logged). */
 json_t *pr_parse(struct bk_call *c, const char *text);
-/* Removes email, phone_no and address from a profile unless the caller is
- * its owner or staff. */
+/* Removes the fields UserProfile declares BK_F_OMITTED (email, phone_no,
+ * address) from a profile unless the caller is its owner or staff. */
 void pr_hide_private(struct bk_call *c, json_t *profile);
 
 /* The owner of a row of an owned resource. sql takes the row id as $1 and
