@@ -137,6 +137,7 @@ static const struct expect contract[] = {
     {"GET", "/api/health/", "health"},
     {"GET", "/api/health/live", "live"},
     {"GET", "/api/openapi.json", "openapi"},
+    {"GET", "/api/docs/swagger-ui/swagger-ui.css", "docs.swagger_ui"},
     {"GET", "/api/docs/", "docs"},
     {NULL, NULL, NULL},
 };
