@@ -10,7 +10,8 @@ import sys
 import time
 import unittest
 
-from helpers import HTTP_URL, PASSWORD, REPO, RUN_DIR, http, http_raw, unique
+from helpers import (BIN_DIR, HTTP_URL, PASSWORD, REPO, RUN_DIR, http, http_raw, process_env,
+                     unique)
 
 SWAGGER_DIR = os.path.join(REPO, "web", "node_modules", "swagger-ui-dist")
 LOG_DIR = os.path.join(RUN_DIR, "log")
@@ -90,6 +91,20 @@ class StaticFiles(unittest.TestCase):
         status, hdrs, _ = http_raw("POST", "/api/docs/init.js", body={})
         self.assertEqual(status, 405)
         self.assertEqual(hdrs["allow"], "GET, OPTIONS")
+
+    def test_a_bridge_without_its_files_does_not_start(self):
+        import socket
+        import subprocess
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = dict(process_env("bridge"), BACKEND_WEB_DIR="/nonexistent/web",
+                   BACKEND_HTTP_PORT=str(port))
+        out = subprocess.run([os.path.join(BIN_DIR, "bridge")], env=env, cwd=REPO,
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("static files: the folder /nonexistent/web/", out.stdout + out.stderr)
+        self.assertIn("run scripts/setup", out.stdout + out.stderr)
 
     def test_openapi_has_what_the_page_needs(self):
         status, _, doc = http("GET", "/api/openapi.json")
