@@ -28,7 +28,8 @@ class StaticFiles(unittest.TestCase):
         self.assertIn("default-src 'none'", csp)
         self.assertIn("script-src 'self';", csp)
         self.assertIn("frame-ancestors 'none'", csp)
-        self.assertNotIn("unsafe-eval", csp)
+        self.assertIn("style-src 'self';", csp)
+        self.assertNotIn("unsafe-", csp)  # neither inline code nor eval
         self.assertNotRegex(csp, r"https?:|\*", "nothing from another origin")
         self.assertEqual(hdrs["cache-control"], "no-cache")
         self.assertRegex(hdrs["etag"], r'^"[0-9a-f]+-[0-9a-f]+-[0-9a-f]+"$')
