@@ -156,11 +156,19 @@ class Browser(unittest.TestCase):
         self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", el)
         el.click()
 
+    def fill(self, el, text):
+        """Puts text into a text field as a paste does: the value at once, then
+        the input event React listens to (send_keys types one key at a time
+        and Swagger UI re-renders after each: 12 s for a register body)."""
+        self.driver.execute_script(
+            "const [el, text] = arguments;"
+            "Object.getOwnPropertyDescriptor(Object.getPrototypeOf(el), 'value').set.call(el, text);"
+            "el.dispatchEvent(new Event('input', {bubbles: true}));", el, text)
+
     def try_out(self, op_id, body=None):
         """Opens operation op_id, Try it out, sets the JSON body (None: keeps
         the prefilled example), Execute. Returns (status, parsed body)."""
         from selenium.webdriver.common.by import By
-        from selenium.webdriver.common.keys import Keys
         # Swagger UI's id for the block, with the dot CSS-escaped ("auth\\.login")
         op_dom_id = f"operations-{op_id.split('.')[0]}-{op_id}".replace(".", "\\.")
         op = self.visible(By.XPATH, f"//div[@id='{op_dom_id}']")
@@ -169,9 +177,7 @@ class Browser(unittest.TestCase):
         self.click(self.visible(By.CSS_SELECTOR, "button.try-out__btn", op))
         area = self.visible(By.CSS_SELECTOR, "textarea.body-param__text", op)
         if body is not None:
-            area.send_keys(Keys.CONTROL, "a")
-            area.send_keys(Keys.DELETE)
-            area.send_keys(json.dumps(body))
+            self.fill(area, json.dumps(body))
         else:
             self.example = json.loads(area.get_attribute("value"))
         self.click(self.visible(By.CSS_SELECTOR, "button.execute", op))
@@ -201,7 +207,7 @@ class Browser(unittest.TestCase):
         # Authorize: the bearer token, pasted as a user would (no "Bearer ")
         self.click(self.visible(By.CSS_SELECTOR, ".auth-wrapper button.authorize"))
         modal = self.visible(By.CSS_SELECTOR, ".modal-ux")
-        self.visible(By.CSS_SELECTOR, "input", modal).send_keys(access)
+        self.fill(self.visible(By.CSS_SELECTOR, "input", modal), access)
         self.click(modal.find_element(By.CSS_SELECTOR, "button.modal-btn.authorize"))
         self.click(self.visible(By.CSS_SELECTOR, "button.btn-done", modal))
         self.wait(lambda drv: not drv.find_elements(By.CSS_SELECTOR, ".modal-ux"))
