@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "shared/log.h"
+#include "shared/util.h"
 
 #define MAX_MOUNTS 8
 
@@ -22,17 +23,6 @@ static struct {
     char root[PATH_MAX];
 } mounts[MAX_MOUNTS];
 static int n_mounts;
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* The bytes a file name may hold: what npm packages and bundlers produce. */
 static bool name_byte_ok(unsigned char c)
@@ -55,7 +45,7 @@ enum br_static_verdict br_static_path(const char *prefix, const char *index, con
         if (c == '%') {
             if (raw_len - i < 3)
                 return BR_STATIC_REFUSED;
-            int hi = hex_value(raw[i + 1]), lo = hex_value(raw[i + 2]);
+            int hi = bk_hex_value(raw[i + 1]), lo = bk_hex_value(raw[i + 2]);
             if (hi < 0 || lo < 0)
                 return BR_STATIC_REFUSED;
             c = (unsigned char)(hi * 16 + lo);
@@ -201,32 +191,4 @@ int br_static_open(const struct br_route *route, const char *rel, struct br_stat
     snprintf(f->etag, sizeof f->etag, "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "\"", f->size,
              (uint64_t)st.st_mtim.tv_sec, (uint64_t)st.st_mtim.tv_nsec);
     return 0;
-}
-
-bool br_static_etag_matches(const char *if_none_match, const char *etag)
-{
-    if (!if_none_match || !etag)
-        return false;
-    size_t len = strnlen(if_none_match, 1025), elen = strlen(etag);
-    if (len > 1024)
-        return false;
-    const char *s = if_none_match, *end = s + len;
-    while (s < end) {
-        while (s < end && (*s == ' ' || *s == '\t' || *s == ','))
-            s++;
-        const char *e = s;
-        while (e < end && *e != ',')
-            e++;
-        const char *t = e;
-        while (t > s && (t[-1] == ' ' || t[-1] == '\t'))
-            t--;
-        if (t - s == 1 && *s == '*')
-            return true;
-        if (t - s > 2 && s[0] == 'W' && s[1] == '/')
-            s += 2;
-        if ((size_t)(t - s) == elen && memcmp(s, etag, elen) == 0)
-            return true;
-        s = e;
-    }
-    return false;
 }

@@ -58,8 +58,4 @@ struct br_static_file {
  * logged): 500. */
 int br_static_open(const struct br_route *route, const char *rel, struct br_static_file *f);
 
-/* Whether an If-None-Match header value (a list of entity tags, or "*")
- * names etag; weak comparison, as RFC 9110 asks for GET and HEAD. */
-bool br_static_etag_matches(const char *if_none_match, const char *etag);
-
 #endif
