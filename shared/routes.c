@@ -5,6 +5,10 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Rows name the fields at the end of struct br_route (static_dir...) only
+ * where they use them: zero is what they mean elsewhere. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 /* clang-format off */
 const struct br_route br_routes[] = {
     /* method, pattern, command, auth, flags, max_body, status, summary: a route's body and
@@ -151,12 +155,19 @@ const struct br_route br_routes[] = {
      "This API as OpenAPI 3.1"},
     {"GET", "/api/asyncapi.json", "asyncapi", BR_ANYONE, BR_LOCAL, 0, 200,
      "The same commands and the events over AMQP, as AsyncAPI 3.0"},
-    {"GET", "/api/docs/", "docs", BR_ANYONE, BR_LOCAL, 0, 200,
-     "An interactive page for this API"},
+    /* files (BR_STATIC, under web_dir): Swagger UI as npm installed it, then
+     * our page; the more specific prefix first */
+    {"GET", "/api/docs/swagger-ui/", "docs.swagger_ui", BR_ANYONE, BR_LOCAL | BR_STATIC, 0, 200,
+     "Swagger UI's files (swagger-ui-dist, pinned in web/package-lock.json)",
+     .static_dir = "node_modules/swagger-ui-dist"},
+    {"GET", "/api/docs/", "docs", BR_ANYONE, BR_LOCAL | BR_STATIC, 0, 200,
+     "An interactive page for this API (Swagger UI)",
+     .static_dir = "docs", .static_index = "index.html"},
 
     {NULL, NULL, NULL, 0, 0, 0, 0, NULL},
 };
 /* clang-format on */
+#pragma GCC diagnostic pop
 
 /* Length of s without one trailing slash (but "/" stays "/"). */
 static size_t trimmed_len(const char *s, size_t n)
@@ -208,13 +219,41 @@ bool br_routes_pattern_match(const char *pattern, const char *path, struct br_ma
     return true;
 }
 
+/* A BR_STATIC row: the prefix itself, with or without its slash, or any
+ * path below it. */
+static bool static_match(const char *prefix, const char *path, struct br_match *m)
+{
+    size_t n = strlen(prefix), plen = strnlen(path, BR_MAX_PATH + 1);
+    if (n < 2 || prefix[n - 1] != '/' || plen > BR_MAX_PATH || strncmp(prefix, path, n - 1) != 0)
+        return false;
+    const char *rest = path + n - 1; /* at the prefix's slash, or at the end */
+    if (*rest != '\0' && *rest != '/')
+        return false;
+    if (*rest == '/')
+        rest++;
+    if (m) {
+        m->n_params = 1;
+        m->params[0].name = "path";
+        m->params[0].name_len = 4;
+        m->params[0].value = rest;
+        m->params[0].value_len = strlen(rest);
+    }
+    return true;
+}
+
+bool br_routes_row_match(const struct br_route *r, const char *path, struct br_match *m)
+{
+    return (r->flags & BR_STATIC) ? static_match(r->pattern, path, m)
+                                  : br_routes_pattern_match(r->pattern, path, m);
+}
+
 enum br_match_result br_routes_match(const char *method, const char *path, struct br_match *m)
 {
     bool path_known = false;
     if (strcmp(method, "HEAD") == 0)
         method = "GET";
     for (const struct br_route *r = br_routes; r->method; r++) {
-        if (!br_routes_pattern_match(r->pattern, path, m))
+        if (!br_routes_row_match(r, path, m))
             continue;
         path_known = true;
         if (strcmp(r->method, method) == 0) {
@@ -241,12 +280,11 @@ size_t br_routes_allow(const char *path, char *out, size_t n)
         return 0;
     out[0] = '\0';
     for (const struct br_route *r = br_routes; r->method; r++) {
-        if (!br_routes_pattern_match(r->pattern, path, NULL))
+        if (!br_routes_row_match(r, path, NULL))
             continue;
         bool seen = false;
         for (const struct br_route *q = br_routes; q < r; q++)
-            if (strcmp(q->method, r->method) == 0 &&
-                br_routes_pattern_match(q->pattern, path, NULL))
+            if (strcmp(q->method, r->method) == 0 && br_routes_row_match(q, path, NULL))
                 seen = true;
         if (seen)
             continue;

@@ -147,6 +147,7 @@ static const struct expect contract[] = {
     {"GET", "/api/health/live", "live"},
     {"GET", "/api/openapi.json", "openapi"},
     {"GET", "/api/asyncapi.json", "asyncapi"},
+    {"GET", "/api/docs/swagger-ui/swagger-ui.css", "docs.swagger_ui"},
     {"GET", "/api/docs/", "docs"},
     {NULL, NULL, NULL},
 };

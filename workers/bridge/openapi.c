@@ -175,10 +175,12 @@ static json_t *local_responses(const struct br_route *r)
 {
     json_t *responses = json_object();
     json_t *obj = json_pack("{s:s}", "type", "object");
-    if (strcmp(r->command, "docs") == 0)
-        response(responses, 200, "The page",
-                 json_pack("{s:{s:{s:s}}}", "text/html", "schema", "type", "string"));
-    else if (strcmp(r->command, "health") == 0 || strcmp(r->command, "live") == 0)
+    if (r->flags & BR_STATIC) { /* files: the page, its scripts and styles */
+        response(responses, 200, "The file (the prefix itself: its index page)",
+                 json_pack("{s:{s:{s:s, s:s}}}", "*/*", "schema", "type", "string", "format",
+                           "binary"));
+        response(responses, 404, "No such file", detail_content());
+    } else if (strcmp(r->command, "health") == 0 || strcmp(r->command, "live") == 0)
         response(responses, 200, "Up",
                  json_pack("{s:{s:{s:s, s:[s], s:{s:{s:s}}}}}", "application/json", "schema",
                            "type", "object", "required", "status", "properties", "status", "type",
@@ -322,86 +324,3 @@ char *br_openapi_json(void)
     json_decref(doc);
     return text;
 }
-
-/* The page builds everything with textContent: nothing from the document is
- * parsed as HTML. */
-const char br_openapi_docs_html[] =
-    "<!doctype html>\n"
-    "<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-    "<title>API docs</title>\n"
-    "<style>\n"
-    "body{font:14px/1.4 system-ui,sans-serif;margin:0 "
-    "auto;max-width:960px;padding:1em;color:#222}\n"
-    "h1{font-size:1.4em}details{border:1px solid #ddd;border-radius:4px;margin:.4em 0}\n"
-    "summary{cursor:pointer;padding:.4em .6em;font-family:monospace}\n"
-    ".m{display:inline-block;width:4.5em;font-weight:bold}.GET{color:#1565c0}.POST{color:#2e7d32}\n"
-    ".PUT{color:#ef6c00}.PATCH{color:#6a1b9a}.DELETE{color:#c62828}\n"
-    ".cmd{color:#777;margin-left:1em}.auth{color:#999;margin-left:.5em;font-size:.9em}\n"
-    "form{padding:.4em .8em}label{display:block;margin:.3em 0}input[type=text]{width:20em}\n"
-    "textarea{width:100%;height:7em;font-family:monospace}\n"
-    "pre{background:#f6f6f6;padding:.6em;overflow:auto;max-height:24em;white-space:pre-wrap}\n"
-    "#tok{width:100%}\n"
-    "</style></head><body>\n"
-    "<h1 id=\"title\">API</h1><p id=\"desc\"></p>\n"
-    "<label>Bearer token (access): <input id=\"tok\" type=\"text\" autocomplete=\"off\"></label>\n"
-    "<div id=\"ops\">Loading /api/openapi.json ...</div>\n"
-    "<script>\n"
-    "'use strict';\n"
-    "const $=(t,a={},...k)=>{const e=document.createElement(t);for(const[n,v]of "
-    "Object.entries(a)){if(n==='text')e.textContent=v;else e.setAttribute(n,v)}"
-    "for(const c of k)e.append(c);return e};\n"
-    "const tok=document.getElementById('tok');tok.value=localStorage.getItem('token')||'';\n"
-    "tok.onchange=()=>localStorage.setItem('token',tok.value.trim());\n"
-    "function example(op){const c=op.requestBody&&op.requestBody.content['application/json'];"
-    "if(!c)return '';if(c.example)return JSON.stringify(c.example,null,2);const o={};for(const k "
-    "of Object.keys(c.schema.properties||{}))o[k]='';"
-    "return JSON.stringify(o,null,2)}\n"
-    "function form(path,method,op){\n"
-    " const f=$('form');const inputs={};const ps=op.parameters||[];\n"
-    " for(const p of ps){if(p.in==='header')continue;const i=$('input',{type:'text',name:p.name});"
-    "inputs[p.name]=[p,i];f.append($('label',{},p.name+' ('+p.in+(p.required?', required':'')+"
-    "'): ',i))}\n"
-    " let body=null,file=null;const "
-    "mp=op.requestBody&&op.requestBody.content['multipart/form-data'];\n"
-    " if(op.requestBody){body=$('textarea');body.value=example(op);f.append($('label',{},"
-    "'JSON body:',body))}\n"
-    " if(mp){for(const[k,v]of Object.entries(mp.schema.properties))if(v.format==='binary'){"
-    "file=[k,$('input',{type:'file'})];f.append($('label',{},'or upload '+k+' (multipart, with "
-    "the JSON fields as form fields): ',file[1]))}}\n"
-    " const idem=$('input',{type:'text'});if(method!=='get')f.append($('label',{},"
-    "'Idempotency-Key: ',idem));\n"
-    " const out=$('pre',{text:''});f.append($('button',{type:'submit'},'Send'),out);\n"
-    " f.onsubmit=async ev=>{ev.preventDefault();let url=path;const q=new URLSearchParams();\n"
-    "  for(const[n,[p,i]]of Object.entries(inputs)){const v=i.value;if(p.in==='path')"
-    "url=url.replace('{'+n+'}',encodeURIComponent(v));else if(v!=='')q.append(n,v)}\n"
-    "  if([...q].length)url+='?'+q;const h={};const t=tok.value.trim();"
-    "if(t)h['Authorization']='Bearer '+t;\n"
-    "  if(idem.value)h['Idempotency-Key']=idem.value;let b;\n"
-    "  if(file&&file[1].files.length){b=new FormData();"
-    "if(body&&body.value.trim()){try{for(const[k,v]of Object.entries(JSON.parse(body.value)))"
-    "if(v!=='')b.append(k,v)}catch(e){out.textContent='body: '+e;return}}"
-    "b.append(file[0],file[1].files[0])}\n"
-    "  else if(body&&body.value.trim()){b=body.value;h['Content-Type']='application/json'}\n"
-    "  out.textContent='...';try{const r=await fetch(url,{method:method.toUpperCase(),"
-    "headers:h,body:b});\n"
-    "   let s=r.status+' '+r.statusText+'\\n';for(const[k,v]of r.headers)s+=k+': '+v+'\\n';\n"
-    "   const ct=r.headers.get('content-type')||'';const txt=ct.startsWith('application/json')?"
-    "await r.text():'('+(await r.blob()).size+' bytes of '+ct+')';\n"
-    "   let pretty=txt;try{pretty=JSON.stringify(JSON.parse(txt),null,2)}catch(e){}\n"
-    "   out.textContent=s+'\\n'+pretty}catch(e){out.textContent=String(e)}};\n"
-    " return f}\n"
-    "fetch('/api/openapi.json').then(r=>r.json()).then(doc=>{\n"
-    " document.getElementById('title').textContent=doc.info.title+' '+doc.info.version;\n"
-    " document.getElementById('desc').textContent=doc.info.description||'';\n"
-    " const ops=document.getElementById('ops');ops.textContent='';\n"
-    " for(const[path,item]of Object.entries(doc.paths))for(const[method,op]of "
-    "Object.entries(item)){\n"
-    "  const s=$('summary',{},$('span',{class:'m '+method.toUpperCase(),"
-    "text:method.toUpperCase()}),path,$('span',{class:'cmd',text:op['x-command']||''}),"
-    "$('span',{class:'auth',text:op['x-auth']}));\n"
-    "  const d=$('details',{},s,$('div',{text:op.summary||''}));"
-    "d.addEventListener('toggle',()=>{if(d.open&&!d.dataset.f){d.dataset.f=1;"
-    "d.append(form(path,method,op))}},{once:false});ops.append(d)}\n"
-    "}).catch(e=>{document.getElementById('ops').textContent='Cannot load the API: '+e});\n"
-    "</script></body></html>\n";

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "shared/log.h"
+#include "shared/util.h"
 #include "workers/profile/profile.h"
 
 int pr_upload_read(struct bk_call *c, const char *field, enum pr_kind kind, struct pr_upload *u)
@@ -70,27 +71,8 @@ static bool key_ok(const msgpack_object *o)
  * weak ones compared weakly as RFC 9110 says for GET. */
 static bool none_match_hits(const msgpack_object *o, const char *etag)
 {
-    if (!o || o->type != MSGPACK_OBJECT_STR || o->via.str.size > 8192)
-        return false;
-    const char *p = o->via.str.ptr, *end = p + o->via.str.size;
-    size_t elen = strlen(etag);
-    while (p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-            p++;
-        const char *t = p;
-        while (p < end && *p != ',')
-            p++;
-        const char *te = p;
-        while (te > t && (te[-1] == ' ' || te[-1] == '\t'))
-            te--;
-        if (te - t == 1 && *t == '*')
-            return true;
-        if (te - t > 2 && t[0] == 'W' && t[1] == '/')
-            t += 2;
-        if ((size_t)(te - t) == elen && memcmp(t, etag, elen) == 0)
-            return true;
-    }
-    return false;
+    return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size <= 8192 &&
+           bk_etag_list_has(o->via.str.ptr, o->via.str.size, etag);
 }
 
 int media_get(struct bk_call *c)
