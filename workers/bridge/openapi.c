@@ -176,9 +176,9 @@ static json_t *local_responses(const struct br_route *r)
     json_t *responses = json_object();
     json_t *obj = json_pack("{s:s}", "type", "object");
     if (r->flags & BR_STATIC) { /* files: the page, its scripts and styles */
-        response(responses, 200, "The file (the prefix itself: its index page)",
-                 json_pack("{s:{s:{s:s, s:s}}}", "*/*", "schema", "type", "string", "format",
-                           "binary"));
+        response(
+            responses, 200, "The file (the prefix itself: its index page)",
+            json_pack("{s:{s:{s:s, s:s}}}", "*/*", "schema", "type", "string", "format", "binary"));
         response(responses, 404, "No such file", detail_content());
     } else if (strcmp(r->command, "health") == 0 || strcmp(r->command, "live") == 0)
         response(responses, 200, "Up",
