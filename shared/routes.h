@@ -56,7 +56,7 @@ enum br_route_flags {
     /* multipart/form-data allowed: the command's declared file field
      * (BK_T_BINARY in shared/contract.c) comes as a file part */
     BR_MULTIPART = 0x100,
-    BR_STATIC = 16,  /* files under static_dir (see above); always with BR_LOCAL */
+    BR_STATIC = 16, /* files under static_dir (see above); always with BR_LOCAL */
 };
 
 struct br_route {
