@@ -137,6 +137,9 @@ static const struct key KEYS[] = {
     INT("profile_copies", NULL, 1, 32, "copies of the profile worker (default worker_copies)"),
     INT("order_copies", NULL, 1, 32, "copies of the order worker (default worker_copies)"),
     INT("payment_copies", NULL, 1, 32, "copies of the payment worker (default worker_copies)"),
+    INT("outbox_linger_ms", "5", 0, 1000,
+        "the outbox relay waits this long after a commit wakes it, so one transaction and one "
+        "confirm wait publish the events of the commits meanwhile (0: at once; issue 13)"),
     INT("max_deliveries", "5", 1, 1000,
         "deliveries of one command before it is dead-lettered with a 500 reply"),
     /* tokens and passwords */
