@@ -8,6 +8,9 @@
 #define BK_OUTBOX_H
 
 #include <jansson.h>
+#include <msgpack.h>
+
+#include "shared/db.h"
 
 struct bk_outbox;
 struct bk_db;
@@ -23,6 +26,17 @@ json_t *bk_event_new(const char *event, json_t *data, const char *correlation_id
 /* Writes the event as an outbox row on db, inside the caller's transaction;
  * the relay publishes it after the commit. 0 or -1 (logged). */
 int bk_outbox_put(struct bk_db *db, const json_t *ev);
+
+/* An event's outbox row as a statement for bk_db_pipeline: st points into
+ * o, which must live until the statement ran; bk_outbox_row_free(o) after
+ * (also when this fails). 0 or -1. */
+struct bk_outbox_row {
+    msgpack_sbuffer sb;
+    const char *v[5];
+    int len[5], fmt[5];
+};
+int bk_outbox_row(const json_t *ev, struct bk_outbox_row *o, struct bk_db_stmt *st);
+void bk_outbox_row_free(struct bk_outbox_row *o);
 
 /* Starts the relay thread with its own database and broker connections.
  * NULL on failure. */

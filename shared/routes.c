@@ -5,26 +5,15 @@
 #include <stdio.h>
 #include <string.h>
 
-#define PAGE "page,page_size"
-/* what one's own user takes on the source systems' user routes */
-#define USER_FIELDS                                                                                \
-    "username,email,first_name,last_name,full_name,role,about,linkedin,github,phone_no,address,"   \
-    "designation,company,is_student,is_alumni,is_faculty"
-
 /* ---- the source systems' variants (issue 14; struct br_variant in routes.h) */
 
 /* simplejwt's TokenObtainPairView answers {refresh, access} alone: our login's
  * "user" goes */
 static const struct br_variant V_TOKENS_ONLY = {.lift = "user", .lift_fields = ""};
 
-/* 001 and 002 register by email alone: password2 is the password, and the
- * worker derives the username from the address */
-static const struct br_rename COPY_PASSWORD2[] = {{"password2", "password"}, {NULL, NULL}};
-static const struct br_variant V_BY_EMAIL = {.copies = COPY_PASSWORD2, .flags = "derive_username"};
-
 /* 001's user/: one POST, two actions (as a query parameter or a body field) */
 static const struct br_dispatch USER_ACTIONS[] = {
-    {"register", "auth.register", &V_BY_EMAIL},
+    {"register", "auth.register_email", NULL}, /* by email: the username is derived */
     {"login", "auth.login", &V_TOKENS_ONLY},
     {NULL, NULL, NULL},
 };
@@ -52,287 +41,339 @@ static const struct br_variant V_004_REGISTER = {.renames = DJ_REGISTER};
 static const struct br_rename DJ_PASSWORD[] = {{"new_password1", "new_password"}, {NULL, NULL}};
 static const struct br_variant V_004_PASSWORD = {.renames = DJ_PASSWORD};
 
-/* The unified rows leave out the two alias fields at the end (system,
- * variant): zero is what they mean there. */
+/* Rows name the fields at the end of struct br_route (static_dir, system...)
+ * only where they use them: zero is what they mean elsewhere. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 /* clang-format off */
 const struct br_route br_routes[] = {
-    /* method, pattern, command, auth, flags, upload, max_body, status, query, body, summary */
+    /* method, pattern, command, auth, flags, max_body, status, summary: a route's body and
+     * query fields are its command's declared args (shared/contract.c) */
 
     /* auth worker */
-    {"POST", "/api/auth/register/", "auth.register", BR_ANYONE, 0, NULL, 0, 201, NULL,
-     "username,email,password,password2,first_name,last_name,role", "Register a user"},
-    {"POST", "/api/auth/login/", "auth.login", BR_ANYONE, BR_NO_STORE, NULL, 0, 200, NULL,
-     "username,email,password", "Log in by username or email: a refresh and an access token"},
-    {"POST", "/api/auth/token/refresh/", "auth.refresh", BR_ANYONE, BR_NO_STORE, NULL, 0, 200,
-     NULL, "refresh", "Rotate a refresh token: a new access and refresh token"},
-    {"POST", "/api/auth/token/verify/", "auth.verify", BR_ANYONE, 0, NULL, 0, 200, NULL,
-     "token", "Verify a token"},
-    {"POST", "/api/auth/logout/", "auth.logout", BR_USER, 0, NULL, 0, 200, NULL,
-     "refresh", "Revoke a refresh token"},
-    {"POST", "/api/auth/logout/all/", "auth.logout_all", BR_USER, 0, NULL, 0, 200, NULL,
-     NULL, "Revoke every refresh token of the caller"},
-    {"POST", "/api/auth/password/change/", "auth.change_password", BR_USER, BR_NO_STORE, NULL, 0,
-     200, NULL, "old_password,new_password,new_password2",
+    {"POST", "/api/auth/register/", "auth.register", BR_ANYONE, 0, 0, 201,
+     "Register a user"},
+    {"POST", "/api/auth/login/", "auth.login", BR_ANYONE, BR_NO_STORE, 0, 200,
+     "Log in by username or email: a refresh and an access token"},
+    {"POST", "/api/auth/token/refresh/", "auth.refresh", BR_ANYONE, BR_NO_STORE, 0, 200,
+     "Rotate a refresh token: a new access and refresh token"},
+    {"POST", "/api/auth/token/verify/", "auth.verify", BR_ANYONE, 0, 0, 200,
+     "Verify a token"},
+    {"POST", "/api/auth/logout/", "auth.logout", BR_USER, 0, 0, 200,
+     "Revoke a refresh token"},
+    {"POST", "/api/auth/logout/all/", "auth.logout_all", BR_USER, 0, 0, 200,
+     "Revoke every refresh token of the caller"},
+    {"POST", "/api/auth/password/change/", "auth.change_password", BR_USER, BR_NO_STORE, 0, 200,
      "Change the password: a fresh token pair"},
-    {"GET", "/api/auth/jwks.json", "auth.jwks", BR_ANYONE, 0, NULL, 0, 200, NULL,
-     NULL, "The token verification keys (JWKS)"},
-    {"POST", "/api/auth/password/reset/", "auth.reset_password", BR_ANYONE, 0, NULL, 0, 202, NULL,
-     "email", "Request a password reset mail"},
-    {"POST", "/api/auth/password/reset/confirm/", "auth.reset_password_confirm", BR_ANYONE, 0,
-     NULL, 0, 200, NULL, "uid,token,new_password,new_password2",
+    {"GET", "/api/auth/jwks.json", "auth.jwks", BR_ANYONE, 0, 0, 200,
+     "The token verification keys (JWKS)"},
+    {"POST", "/api/auth/password/reset/", "auth.reset_password", BR_ANYONE, 0, 0, 202,
+     "Request a password reset mail"},
+    {"POST", "/api/auth/password/reset/confirm/", "auth.reset_password_confirm", BR_ANYONE, 0, 0, 200,
      "Set a new password with a reset token"},
 
     /* profile worker: users and the caller's profile */
-    {"GET", "/api/users/", "profile.list", BR_USER, 0, NULL, 0, 200, "search,role," PAGE,
-     NULL, "List users"},
-    {"GET", "/api/users/{id}/", "profile.get", BR_USER, 0, NULL, 0, 200, NULL,
-     NULL, "A user's profile with educations, certificates, achievements and resume"},
-    {"GET", "/api/users/{id}/resume/", "resume.get", BR_USER, 0, NULL, 0, 200, NULL,
-     NULL, "A user's resume"},
-    {"POST", "/api/users/{id}/follow/", "profile.follow", BR_USER, 0, NULL, 0, 201, NULL,
-     NULL, "Follow a user (200 when already following)"},
-    {"DELETE", "/api/users/{id}/follow/", "profile.unfollow", BR_USER, 0, NULL, 0, 204, NULL,
-     NULL, "Unfollow a user"},
-    {"GET", "/api/users/{id}/followers/", "profile.followers", BR_USER, 0, NULL, 0, 200, PAGE,
-     NULL, "A user's followers"},
-    {"GET", "/api/users/{id}/following/", "profile.following", BR_USER, 0, NULL, 0, 200, PAGE,
-     NULL, "The users a user follows"},
-    {"GET", "/api/profile/", "profile.me", BR_USER, 0, NULL, 0, 200, NULL,
-     NULL, "The caller's profile"},
-    {"PUT", "/api/profile/", "profile.update", BR_USER, 0, NULL, 0, 200, NULL,
-     "first_name,last_name,about,linkedin,github,phone_no,address,designation,company,"
-     "is_student,is_alumni,is_faculty", "Replace the caller's profile"},
-    {"PATCH", "/api/profile/", "profile.update", BR_USER, 0, NULL, 0, 200, NULL,
-     "first_name,last_name,about,linkedin,github,phone_no,address,designation,company,"
-     "is_student,is_alumni,is_faculty", "Update some fields of the caller's profile"},
-    {"DELETE", "/api/profile/", "profile.delete", BR_USER, 0, NULL, 0, 204, NULL,
-     "password", "Delete the caller's account"},
-    {"PUT", "/api/profile/picture/", "profile.set_picture", BR_USER, 0, "file", 0, 200, NULL,
-     NULL, "Upload the profile picture (PNG, JPEG, GIF or WebP)"},
-    {"DELETE", "/api/profile/picture/", "profile.clear_picture", BR_USER, 0, NULL, 0, 204, NULL,
-     NULL, "Remove the profile picture"},
+    {"GET", "/api/users/", "profile.list", BR_USER, 0, 0, 200,
+     "List users"},
+    {"GET", "/api/users/{id}/", "profile.get", BR_USER, 0, 0, 200,
+     "A user's profile with educations, certificates, achievements and resume"},
+    {"GET", "/api/users/{id}/resume/", "resume.get", BR_USER, 0, 0, 200,
+     "A user's resume"},
+    {"POST", "/api/users/{id}/follow/", "profile.follow", BR_USER, 0, 0, 201,
+     "Follow a user (200 when already following)"},
+    {"DELETE", "/api/users/{id}/follow/", "profile.unfollow", BR_USER, 0, 0, 204,
+     "Unfollow a user"},
+    {"GET", "/api/users/{id}/followers/", "profile.followers", BR_USER, 0, 0, 200,
+     "A user's followers"},
+    {"GET", "/api/users/{id}/following/", "profile.following", BR_USER, 0, 0, 200,
+     "The users a user follows"},
+    {"GET", "/api/profile/", "profile.me", BR_USER, 0, 0, 200,
+     "The caller's profile"},
+    {"PUT", "/api/profile/", "profile.update", BR_USER, 0, 0, 200,
+     "Replace the caller's profile"},
+    {"PATCH", "/api/profile/", "profile.update", BR_USER, 0, 0, 200,
+     "Update some fields of the caller's profile"},
+    {"DELETE", "/api/profile/", "profile.delete", BR_USER, 0, 0, 204,
+     "Delete the caller's account"},
+    {"PUT", "/api/profile/picture/", "profile.set_picture", BR_USER, BR_MULTIPART, 0, 200,
+     "Upload the profile picture (PNG, JPEG, GIF or WebP)"},
+    {"DELETE", "/api/profile/picture/", "profile.clear_picture", BR_USER, 0, 0, 204,
+     "Remove the profile picture"},
 
     /* profile worker: educations, certificates, achievements, resume */
-    {"GET", "/api/educations/", "education.list", BR_USER, 0, NULL, 0, 200, "user," PAGE,
-     NULL, "List educations"},
-    {"POST", "/api/educations/", "education.create", BR_USER, 0, NULL, 0, 201, NULL,
-     "degree,institution,start_year,end_year", "Add an education"},
-    {"GET", "/api/educations/{id}/", "education.get", BR_USER, 0, NULL, 0, 200, NULL,
-     NULL, "An education"},
-    {"PUT", "/api/educations/{id}/", "education.update", BR_USER, 0, NULL, 0, 200, NULL,
-     "degree,institution,start_year,end_year", "Replace an education (owner)"},
-    {"PATCH", "/api/educations/{id}/", "education.update", BR_USER, 0, NULL, 0, 200, NULL,
-     "degree,institution,start_year,end_year", "Update an education (owner)"},
-    {"DELETE", "/api/educations/{id}/", "education.delete", BR_USER, 0, NULL, 0, 204, NULL,
-     NULL, "Delete an education (owner)"},
+    {"GET", "/api/educations/", "education.list", BR_USER, 0, 0, 200,
+     "List educations"},
+    {"POST", "/api/educations/", "education.create", BR_USER, 0, 0, 201,
+     "Add an education"},
+    {"GET", "/api/educations/{id}/", "education.get", BR_USER, 0, 0, 200,
+     "An education"},
+    {"PUT", "/api/educations/{id}/", "education.update", BR_USER, 0, 0, 200,
+     "Replace an education (owner)"},
+    {"PATCH", "/api/educations/{id}/", "education.update", BR_USER, 0, 0, 200,
+     "Update an education (owner)"},
+    {"DELETE", "/api/educations/{id}/", "education.delete", BR_USER, 0, 0, 204,
+     "Delete an education (owner)"},
 
-    {"GET", "/api/certificates/", "certificate.list", BR_USER, 0, NULL, 0, 200, "user," PAGE,
-     NULL, "List certificates"},
-    {"POST", "/api/certificates/", "certificate.create", BR_USER, 0, "image", 0, 201, NULL,
-     "title,issuer,date,link", "Add a certificate (JSON, or multipart with an image)"},
-    {"GET", "/api/certificates/{id}/", "certificate.get", BR_USER, 0, NULL, 0, 200, NULL,
-     NULL, "A certificate"},
-    {"PUT", "/api/certificates/{id}/", "certificate.update", BR_USER, 0, "image", 0, 200, NULL,
-     "title,issuer,date,link", "Replace a certificate (owner)"},
-    {"PATCH", "/api/certificates/{id}/", "certificate.update", BR_USER, 0, "image", 0, 200, NULL,
-     "title,issuer,date,link", "Update a certificate (owner)"},
-    {"DELETE", "/api/certificates/{id}/", "certificate.delete", BR_USER, 0, NULL, 0, 204, NULL,
-     NULL, "Delete a certificate (owner)"},
+    {"GET", "/api/certificates/", "certificate.list", BR_USER, 0, 0, 200,
+     "List certificates"},
+    {"POST", "/api/certificates/", "certificate.create", BR_USER, BR_MULTIPART, 0, 201,
+     "Add a certificate (JSON, or multipart with an image)"},
+    {"GET", "/api/certificates/{id}/", "certificate.get", BR_USER, 0, 0, 200,
+     "A certificate"},
+    {"PUT", "/api/certificates/{id}/", "certificate.update", BR_USER, BR_MULTIPART, 0, 200,
+     "Replace a certificate (owner)"},
+    {"PATCH", "/api/certificates/{id}/", "certificate.update", BR_USER, BR_MULTIPART, 0, 200,
+     "Update a certificate (owner)"},
+    {"DELETE", "/api/certificates/{id}/", "certificate.delete", BR_USER, 0, 0, 204,
+     "Delete a certificate (owner)"},
 
-    {"GET", "/api/achievements/", "achievement.list", BR_USER, 0, NULL, 0, 200, "user," PAGE,
-     NULL, "List achievements"},
-    {"POST", "/api/achievements/", "achievement.create", BR_USER, 0, "image", 0, 201, NULL,
-     "title,description,date", "Add an achievement (JSON, or multipart with an image)"},
-    {"GET", "/api/achievements/{id}/", "achievement.get", BR_USER, 0, NULL, 0, 200, NULL,
-     NULL, "An achievement"},
-    {"PUT", "/api/achievements/{id}/", "achievement.update", BR_USER, 0, "image", 0, 200, NULL,
-     "title,description,date", "Replace an achievement (owner)"},
-    {"PATCH", "/api/achievements/{id}/", "achievement.update", BR_USER, 0, "image", 0, 200, NULL,
-     "title,description,date", "Update an achievement (owner)"},
-    {"DELETE", "/api/achievements/{id}/", "achievement.delete", BR_USER, 0, NULL, 0, 204, NULL,
-     NULL, "Delete an achievement (owner)"},
+    {"GET", "/api/achievements/", "achievement.list", BR_USER, 0, 0, 200,
+     "List achievements"},
+    {"POST", "/api/achievements/", "achievement.create", BR_USER, BR_MULTIPART, 0, 201,
+     "Add an achievement (JSON, or multipart with an image)"},
+    {"GET", "/api/achievements/{id}/", "achievement.get", BR_USER, 0, 0, 200,
+     "An achievement"},
+    {"PUT", "/api/achievements/{id}/", "achievement.update", BR_USER, BR_MULTIPART, 0, 200,
+     "Replace an achievement (owner)"},
+    {"PATCH", "/api/achievements/{id}/", "achievement.update", BR_USER, BR_MULTIPART, 0, 200,
+     "Update an achievement (owner)"},
+    {"DELETE", "/api/achievements/{id}/", "achievement.delete", BR_USER, 0, 0, 204,
+     "Delete an achievement (owner)"},
 
-    {"GET", "/api/resume/", "resume.get", BR_USER, 0, NULL, 0, 200, NULL,
-     NULL, "The caller's resume"},
-    {"PUT", "/api/resume/", "resume.update", BR_USER, 0, "file", 0, 200, NULL,
-     NULL, "Upload the caller's resume (PDF)"},
-    {"DELETE", "/api/resume/", "resume.delete", BR_USER, 0, NULL, 0, 204, NULL,
-     NULL, "Delete the caller's resume"},
+    {"GET", "/api/resume/", "resume.get", BR_USER, 0, 0, 200,
+     "The caller's resume"},
+    {"PUT", "/api/resume/", "resume.update", BR_USER, BR_MULTIPART, 0, 200,
+     "Upload the caller's resume (PDF)"},
+    {"DELETE", "/api/resume/", "resume.delete", BR_USER, 0, 0, 204,
+     "Delete the caller's resume"},
 
-    {"GET", "/api/media/{key}", "media.get", BR_ANYONE, BR_RAW, NULL, 0, 200, NULL,
-     NULL, "An uploaded file by its content key (raw bytes, immutable)"},
+    {"GET", "/api/media/{key}", "media.get", BR_ANYONE, BR_RAW, 0, 200,
+     "An uploaded file by its content key (raw bytes, immutable)"},
 
     /* profile worker: administration */
-    {"GET", "/api/admin/users/", "admin.list", BR_STAFF, 0, NULL, 0, 200, "search,role," PAGE,
-     NULL, "List every user"},
-    {"GET", "/api/admin/users/{id}/", "admin.get", BR_STAFF, 0, NULL, 0, 200, NULL,
-     NULL, "A user, with the admin fields"},
-    {"PATCH", "/api/admin/users/{id}/", "admin.update", BR_STAFF, 0, NULL, 0, 200, NULL,
-     "role,is_staff,is_active", "Change a user's role, staff flag or active flag"},
-    {"DELETE", "/api/admin/users/{id}/", "admin.delete", BR_STAFF, 0, NULL, 0, 204, NULL,
-     NULL, "Delete a user"},
+    {"GET", "/api/admin/users/", "admin.list", BR_STAFF, 0, 0, 200,
+     "List every user"},
+    {"GET", "/api/admin/users/{id}/", "admin.get", BR_STAFF, 0, 0, 200,
+     "A user, with the admin fields"},
+    {"PATCH", "/api/admin/users/{id}/", "admin.update", BR_STAFF, 0, 0, 200,
+     "Change a user's role, staff flag or active flag"},
+    {"DELETE", "/api/admin/users/{id}/", "admin.delete", BR_STAFF, 0, 0, 204,
+     "Delete a user"},
 
     /* order worker */
-    {"POST", "/api/orders/", "order.place", BR_USER, 0, NULL, 0, 201, NULL,
-     "product_name,quantity,price", "Place an order"},
-    {"GET", "/api/orders/", "order.list", BR_USER, 0, NULL, 0, 200, "status,all," PAGE,
-     NULL, "The caller's orders, newest first (staff with all=1: everyone's)"},
-    {"GET", "/api/orders/{id}/", "order.get", BR_USER, 0, NULL, 0, 200, NULL,
-     NULL, "An order (owner or staff)"},
-    {"PATCH", "/api/orders/{id}/", "order.set_status", BR_USER, 0, NULL, 0, 200, NULL,
-     "status", "Change an order's status"},
+    {"POST", "/api/orders/", "order.place", BR_USER, 0, 0, 201,
+     "Place an order"},
+    {"GET", "/api/orders/", "order.list", BR_USER, 0, 0, 200,
+     "The caller's orders, newest first (staff with all=1: everyone's)"},
+    {"GET", "/api/orders/{id}/", "order.get", BR_USER, 0, 0, 200,
+     "An order (owner or staff)"},
+    {"PATCH", "/api/orders/{id}/", "order.set_status", BR_USER, 0, 0, 200,
+     "Change an order's status"},
 
     /* payment worker */
-    {"POST", "/api/payments/", "payment.initiate", BR_USER, 0, NULL, 0, 201, NULL,
-     "order,amount", "Start the payment of a pending order"},
-    {"GET", "/api/payments/", "payment.list", BR_USER, 0, NULL, 0, 200, PAGE,
-     NULL, "The caller's payments (staff: all)"},
-    {"GET", "/api/payments/{id}/", "payment.get", BR_USER, 0, NULL, 0, 200, NULL,
-     NULL, "A payment"},
-    {"PUT", "/api/payments/{id}/", "payment.set_status", BR_STAFF_OR_SERVICE, 0, NULL, 0, 200,
-     NULL, "status", "Set a payment's status"},
-    {"PATCH", "/api/payments/{id}/", "payment.set_status", BR_STAFF_OR_SERVICE, 0, NULL, 0, 200,
-     NULL, "status", "Set a payment's status"},
+    {"POST", "/api/payments/", "payment.initiate", BR_USER, 0, 0, 201,
+     "Start the payment of a pending order"},
+    {"GET", "/api/payments/", "payment.list", BR_USER, 0, 0, 200,
+     "The caller's payments (staff: all)"},
+    {"GET", "/api/payments/{id}/", "payment.get", BR_USER, 0, 0, 200,
+     "A payment"},
+    {"PUT", "/api/payments/{id}/", "payment.set_status", BR_STAFF_OR_SERVICE, 0, 0, 200,
+     "Set a payment's status"},
+    {"PATCH", "/api/payments/{id}/", "payment.set_status", BR_STAFF_OR_SERVICE, 0, 0, 200,
+     "Set a payment's status"},
 
     /* the bridge itself */
-    {"GET", "/api/health/", "health", BR_ANYONE, BR_LOCAL | BR_ANY_HOST, NULL, 0, 200, NULL,
-     NULL, "Readiness: 200 when the broker, the database and every worker are up, else 503"},
-    {"GET", "/api/health/live", "live", BR_ANYONE, BR_LOCAL | BR_ANY_HOST, NULL, 0, 200, NULL,
-     NULL, "Liveness: 200 while the bridge serves"},
-    {"GET", "/api/openapi.json", "openapi", BR_ANYONE, BR_LOCAL, NULL, 0, 200, NULL,
-     NULL, "This API as OpenAPI 3.0"},
-    {"GET", "/api/docs/", "docs", BR_ANYONE, BR_LOCAL, NULL, 0, 200, NULL,
-     NULL, "An interactive page for this API"},
+    {"GET", "/api/health/", "health", BR_ANYONE, BR_LOCAL | BR_ANY_HOST, 0, 200,
+     "Readiness: 200 when the broker, the database and every worker are up, else 503"},
+    {"GET", "/api/health/live", "live", BR_ANYONE, BR_LOCAL | BR_ANY_HOST, 0, 200,
+     "Liveness: 200 while the bridge serves"},
+    {"GET", "/api/openapi.json", "openapi", BR_ANYONE, BR_LOCAL, 0, 200,
+     "This API as OpenAPI 3.1"},
+    {"GET", "/api/asyncapi.json", "asyncapi", BR_ANYONE, BR_LOCAL, 0, 200,
+     "The same commands and the events over AMQP, as AsyncAPI 3.0"},
+    /* files (BR_STATIC, under web_dir): Swagger UI as npm installed it, then
+     * our page; the more specific prefix first */
+    {"GET", "/api/docs/swagger-ui/", "docs.swagger_ui", BR_ANYONE, BR_LOCAL | BR_STATIC, 0, 200,
+     "Swagger UI's files (swagger-ui-dist, pinned in web/package-lock.json)",
+     .static_dir = "node_modules/swagger-ui-dist"},
+    {"GET", "/api/docs/", "docs", BR_ANYONE, BR_LOCAL | BR_STATIC, 0, 200,
+     "An interactive page for this API (Swagger UI)",
+     .static_dir = "docs", .static_index = "index.html"},
 
     /* ---- the source systems' routes (issue 14): README "Source systems" ---- */
 
     /* 000: profile system (simplejwt, a users ModelViewSet with IsOwnerOrReadOnly) */
-    {"POST", "/api/token/", "auth.login", BR_ANYONE, BR_NO_STORE, NULL, 0, 200, NULL,
-     "username,password", "Log in: a refresh and an access token", "000", &V_TOKENS_ONLY},
-    {"POST", "/api/token/refresh/", "auth.refresh_access", BR_ANYONE, BR_NO_STORE, NULL, 0, 200,
-     NULL, "refresh", "A new access token; the refresh token stays valid", "000", NULL},
-    {"PUT", "/api/users/{id}/", "profile.update_user", BR_USER, 0, "profile_picture", 0, 200,
-     NULL, USER_FIELDS, "Replace one's own user (owner)", "000", NULL},
-    {"PATCH", "/api/users/{id}/", "profile.update_user", BR_USER, 0, "profile_picture", 0, 200,
-     NULL, USER_FIELDS, "Update one's own user (owner)", "000", NULL},
-    {"DELETE", "/api/users/{id}/", "profile.delete_user", BR_USER, 0, NULL, 0, 204, NULL,
-     NULL, "Delete one's own user (owner)", "000", NULL},
-    {"GET", "/api/resumes/", "resume.list", BR_USER, 0, NULL, 0, 200, "user," PAGE,
-     NULL, "Every resume, by user", "000", NULL},
-    {"POST", "/api/resumes/", "resume.update", BR_USER, 0, "file", 0, 200, NULL,
-     NULL, "Upload the caller's resume (PDF)", "000", NULL},
-    {"GET", "/api/resumes/{id}/", "resume.get", BR_USER, 0, NULL, 0, 200, NULL,
-     NULL, "A user's resume (id: the user's)", "000", NULL},
-    {"PUT", "/api/resumes/{id}/", "resume.update_user", BR_USER, 0, "file", 0, 200, NULL,
-     NULL, "Replace one's own resume (owner; id: the user's)", "000", NULL},
-    {"PATCH", "/api/resumes/{id}/", "resume.update_user", BR_USER, 0, "file", 0, 200, NULL,
-     NULL, "Replace one's own resume (owner; id: the user's)", "000", NULL},
-    {"DELETE", "/api/resumes/{id}/", "resume.delete_user", BR_USER, 0, NULL, 0, 204, NULL,
-     NULL, "Delete one's own resume (owner; id: the user's)", "000", NULL},
+    {"POST", "/api/token/", "auth.login", BR_ANYONE, BR_NO_STORE, 0, 200,
+     "Log in: a refresh and an access token",
+     .system = "000", .variant = &V_TOKENS_ONLY},
+    {"POST", "/api/token/refresh/", "auth.refresh_access", BR_ANYONE, BR_NO_STORE, 0, 200,
+     "A new access token; the refresh token stays valid",
+     .system = "000"},
+    {"PUT", "/api/users/{id}/", "profile.update_user", BR_USER, BR_MULTIPART, 0, 200,
+     "Replace one's own user (owner)",
+     .system = "000"},
+    {"PATCH", "/api/users/{id}/", "profile.update_user", BR_USER, BR_MULTIPART, 0, 200,
+     "Update one's own user (owner)",
+     .system = "000"},
+    {"DELETE", "/api/users/{id}/", "profile.delete_user", BR_USER, 0, 0, 204,
+     "Delete one's own user (owner)",
+     .system = "000"},
+    {"GET", "/api/resumes/", "resume.list", BR_USER, 0, 0, 200,
+     "Every resume, by user",
+     .system = "000"},
+    {"POST", "/api/resumes/", "resume.update", BR_USER, BR_MULTIPART, 0, 200,
+     "Upload the caller's resume (PDF)",
+     .system = "000"},
+    {"GET", "/api/resumes/{id}/", "resume.get", BR_USER, 0, 0, 200,
+     "A user's resume (id: the user's)",
+     .system = "000"},
+    {"PUT", "/api/resumes/{id}/", "resume.update_user", BR_USER, BR_MULTIPART, 0, 200,
+     "Replace one's own resume (owner; id: the user's)",
+     .system = "000"},
+    {"PATCH", "/api/resumes/{id}/", "resume.update_user", BR_USER, BR_MULTIPART, 0, 200,
+     "Replace one's own resume (owner; id: the user's)",
+     .system = "000"},
+    {"DELETE", "/api/resumes/{id}/", "resume.delete_user", BR_USER, 0, 0, 204,
+     "Delete one's own resume (owner; id: the user's)",
+     .system = "000"},
 
     /* 001: account management (user/ with actions, user/<id>/, AdminUser/), with and
      * without /api */
-    {"GET", "/user/", "actions", BR_ANYONE, BR_LOCAL, NULL, 0, 200, NULL,
-     NULL, "The actions of POST user/ (register, login)", "001", &V_001_USER},
-    {"POST", "/user/", "auth.register", BR_ANYONE, BR_NO_STORE, NULL, 0, 201, "action",
-     "action,email,password,role,designation,company,first_name,last_name",
-     "action=register: register by email (201); action=login: tokens (200)", "001", &V_001_USER},
-    {"GET", "/user/{id}/", "profile.get", BR_USER, 0, NULL, 0, 200, NULL,
-     NULL, "A user's account", "001", NULL},
-    {"PUT", "/user/{id}/", "profile.update_user", BR_USER, 0, NULL, 0, 200, NULL,
-     USER_FIELDS, "Replace one's own account", "001", NULL},
-    {"PATCH", "/user/{id}/", "profile.update_user", BR_USER, 0, NULL, 0, 200, NULL,
-     USER_FIELDS, "Update one's own account", "001", NULL},
-    {"DELETE", "/user/{id}/", "profile.delete_user", BR_USER, 0, NULL, 0, 204, NULL,
-     NULL, "Delete one's own account", "001", NULL},
-    {"GET", "/AdminUser/", "admin.list", BR_STAFF, 0, NULL, 0, 200, "search,role," PAGE,
-     NULL, "Every user (staff)", "001", NULL},
-    {"PUT", "/AdminUser/", "admin.set_role", BR_STAFF, 0, NULL, 0, 200, NULL,
-     "id,role", "Change a user's role; \"admin\" makes staff (staff)", "001", NULL},
-    {"PATCH", "/AdminUser/", "admin.set_role", BR_STAFF, 0, NULL, 0, 200, NULL,
-     "id,role", "Change a user's role; \"admin\" makes staff (staff)", "001", NULL},
-    {"DELETE", "/AdminUser/", "admin.delete", BR_STAFF, 0, NULL, 0, 204, NULL,
-     "id", "Delete a user (staff)", "001", NULL},
-    {"GET", "/api/user/", "actions", BR_ANYONE, BR_LOCAL, NULL, 0, 200, NULL,
-     NULL, "The actions of POST user/ (register, login)", "001", &V_001_USER},
-    {"POST", "/api/user/", "auth.register", BR_ANYONE, BR_NO_STORE, NULL, 0, 201, "action",
-     "action,email,password,role,designation,company,first_name,last_name",
-     "action=register: register by email (201); action=login: tokens (200)", "001", &V_001_USER},
-    {"GET", "/api/user/{id}/", "profile.get", BR_USER, 0, NULL, 0, 200, NULL,
-     NULL, "A user's account", "001", NULL},
-    {"PUT", "/api/user/{id}/", "profile.update_user", BR_USER, 0, NULL, 0, 200, NULL,
-     USER_FIELDS, "Replace one's own account", "001", NULL},
-    {"PATCH", "/api/user/{id}/", "profile.update_user", BR_USER, 0, NULL, 0, 200, NULL,
-     USER_FIELDS, "Update one's own account", "001", NULL},
-    {"DELETE", "/api/user/{id}/", "profile.delete_user", BR_USER, 0, NULL, 0, 204, NULL,
-     NULL, "Delete one's own account", "001", NULL},
-    {"GET", "/api/AdminUser/", "admin.list", BR_STAFF, 0, NULL, 0, 200, "search,role," PAGE,
-     NULL, "Every user (staff)", "001", NULL},
-    {"PUT", "/api/AdminUser/", "admin.set_role", BR_STAFF, 0, NULL, 0, 200, NULL,
-     "id,role", "Change a user's role; \"admin\" makes staff (staff)", "001", NULL},
-    {"PATCH", "/api/AdminUser/", "admin.set_role", BR_STAFF, 0, NULL, 0, 200, NULL,
-     "id,role", "Change a user's role; \"admin\" makes staff (staff)", "001", NULL},
-    {"DELETE", "/api/AdminUser/", "admin.delete", BR_STAFF, 0, NULL, 0, 204, NULL,
-     "id", "Delete a user (staff)", "001", NULL},
+    {"GET", "/user/", "actions", BR_ANYONE, BR_LOCAL, 0, 200,
+     "The actions of POST user/ (register, login)",
+     .system = "001", .variant = &V_001_USER},
+    {"POST", "/user/", "auth.register_email", BR_ANYONE, BR_NO_STORE, 0, 201,
+     "action=register: register by email (201); action=login: tokens (200)",
+     .system = "001", .variant = &V_001_USER},
+    {"GET", "/user/{id}/", "profile.get", BR_USER, 0, 0, 200,
+     "A user's account",
+     .system = "001"},
+    {"PUT", "/user/{id}/", "profile.update_user", BR_USER, BR_MULTIPART, 0, 200,
+     "Replace one's own account",
+     .system = "001"},
+    {"PATCH", "/user/{id}/", "profile.update_user", BR_USER, BR_MULTIPART, 0, 200,
+     "Update one's own account",
+     .system = "001"},
+    {"DELETE", "/user/{id}/", "profile.delete_user", BR_USER, 0, 0, 204,
+     "Delete one's own account",
+     .system = "001"},
+    {"GET", "/AdminUser/", "admin.list", BR_STAFF, 0, 0, 200,
+     "Every user (staff)",
+     .system = "001"},
+    {"PUT", "/AdminUser/", "admin.set_role", BR_STAFF, 0, 0, 200,
+     "Change a user's role; \"admin\" makes staff (staff)",
+     .system = "001"},
+    {"PATCH", "/AdminUser/", "admin.set_role", BR_STAFF, 0, 0, 200,
+     "Change a user's role; \"admin\" makes staff (staff)",
+     .system = "001"},
+    {"DELETE", "/AdminUser/", "admin.delete", BR_STAFF, 0, 0, 204,
+     "Delete a user (staff)",
+     .system = "001"},
+    {"GET", "/api/user/", "actions", BR_ANYONE, BR_LOCAL, 0, 200,
+     "The actions of POST user/ (register, login)",
+     .system = "001", .variant = &V_001_USER},
+    {"POST", "/api/user/", "auth.register_email", BR_ANYONE, BR_NO_STORE, 0, 201,
+     "action=register: register by email (201); action=login: tokens (200)",
+     .system = "001", .variant = &V_001_USER},
+    {"GET", "/api/user/{id}/", "profile.get", BR_USER, 0, 0, 200,
+     "A user's account",
+     .system = "001"},
+    {"PUT", "/api/user/{id}/", "profile.update_user", BR_USER, BR_MULTIPART, 0, 200,
+     "Replace one's own account",
+     .system = "001"},
+    {"PATCH", "/api/user/{id}/", "profile.update_user", BR_USER, BR_MULTIPART, 0, 200,
+     "Update one's own account",
+     .system = "001"},
+    {"DELETE", "/api/user/{id}/", "profile.delete_user", BR_USER, 0, 0, 204,
+     "Delete one's own account",
+     .system = "001"},
+    {"GET", "/api/AdminUser/", "admin.list", BR_STAFF, 0, 0, 200,
+     "Every user (staff)",
+     .system = "001"},
+    {"PUT", "/api/AdminUser/", "admin.set_role", BR_STAFF, 0, 0, 200,
+     "Change a user's role; \"admin\" makes staff (staff)",
+     .system = "001"},
+    {"PATCH", "/api/AdminUser/", "admin.set_role", BR_STAFF, 0, 0, 200,
+     "Change a user's role; \"admin\" makes staff (staff)",
+     .system = "001"},
+    {"DELETE", "/api/AdminUser/", "admin.delete", BR_STAFF, 0, 0, 204,
+     "Delete a user (staff)",
+     .system = "001"},
 
     /* 002: music institute (simplejwt without rotation, login by email) */
-    {"POST", "/api/v1/accounts/register/", "auth.register", BR_ANYONE, 0, NULL, 0, 201, NULL,
-     "email,full_name,password", "Register by email", "002", &V_BY_EMAIL},
-    {"POST", "/api/v1/accounts/token/", "auth.login", BR_ANYONE, BR_NO_STORE, NULL, 0, 200, NULL,
-     "email,password", "Log in by email: tokens, email, full_name, is_staff, is_superuser",
-     "002", &V_002_TOKEN},
-    {"POST", "/api/v1/accounts/token/refresh/", "auth.refresh_access", BR_ANYONE, BR_NO_STORE,
-     NULL, 0, 200, NULL, "refresh", "A new access token; the refresh token stays valid", "002",
-     NULL},
-    {"POST", "/api/v1/accounts/logout/", "auth.logout", BR_USER, 0, NULL, 0, 200, NULL,
-     "refresh", "Blacklist a refresh token", "002", NULL},
+    {"POST", "/api/v1/accounts/register/", "auth.register_email", BR_ANYONE, 0, 0, 201,
+     "Register by email",
+     .system = "002"},
+    {"POST", "/api/v1/accounts/token/", "auth.login", BR_ANYONE, BR_NO_STORE, 0, 200,
+     "Log in by email: tokens, email, full_name, is_staff, is_superuser",
+     .system = "002", .variant = &V_002_TOKEN},
+    {"POST", "/api/v1/accounts/token/refresh/", "auth.refresh_access", BR_ANYONE, BR_NO_STORE, 0, 200,
+     "A new access token; the refresh token stays valid",
+     .system = "002"},
+    {"POST", "/api/v1/accounts/logout/", "auth.logout", BR_USER, 0, 0, 200,
+     "Blacklist a refresh token",
+     .system = "002"},
 
     /* 003: social API (register, login and GET /api/users/ are the unified rows) */
-    {"GET", "/api/auth/profile/", "profile.me", BR_USER, 0, NULL, 0, 200, NULL,
-     NULL, "The caller's profile", "003", &V_003_PROFILE},
-    {"PUT", "/api/auth/profile/", "profile.update_user", BR_USER, 0, "profile_picture", 0, 200,
-     NULL, "username,email,bio", "Update the caller's profile", "003", &V_003_PROFILE},
+    {"GET", "/api/auth/profile/", "profile.me", BR_USER, 0, 0, 200,
+     "The caller's profile",
+     .system = "003", .variant = &V_003_PROFILE},
+    {"PUT", "/api/auth/profile/", "profile.update_user", BR_USER, BR_MULTIPART, 0, 200,
+     "Update the caller's profile",
+     .system = "003", .variant = &V_003_PROFILE},
 
     /* 004: e-commerce (no /api prefix; dj-rest-auth with JWT) */
-    {"GET", "/profile/", "profile.me", BR_USER, 0, NULL, 0, 200, NULL,
-     NULL, "The caller's profile", "004", &V_004_PROFILE},
-    {"PUT", "/profile/", "profile.update_user", BR_USER, 0, "profile_img", 0, 200, NULL,
-     "first_name,last_name,email,phone_no,address", "Edit the caller's profile", "004",
-     &V_004_PROFILE},
-    {"POST", "/orders/", "order.place", BR_USER, 0, NULL, 0, 201, NULL,
-     "product_name,quantity,price", "Place an order", "004", NULL},
-    {"GET", "/orders/", "order.list", BR_USER, 0, NULL, 0, 200, "status,all," PAGE,
-     NULL, "The caller's orders, newest first", "004", NULL},
-    {"GET", "/orders/{id}/", "order.get", BR_USER, 0, NULL, 0, 200, NULL,
-     NULL, "An order (owner or staff)", "004", NULL},
-    {"POST", "/payments/", "payment.initiate", BR_USER, 0, NULL, 0, 201, NULL,
-     "order,amount", "Start the payment of a pending order", "004", NULL},
-    {"PUT", "/payments/{id}/", "payment.set_status", BR_STAFF_OR_SERVICE, 0, NULL, 0, 200, NULL,
-     "status", "Set a payment's status", "004", NULL},
-    {"POST", "/auth/registration/", "auth.signup", BR_ANYONE, BR_NO_STORE, NULL, 0, 201, NULL,
-     "username,email,password1,password2", "Register: tokens and the user", "004",
-     &V_004_REGISTER},
-    {"POST", "/auth/login/", "auth.login", BR_ANYONE, BR_NO_STORE, NULL, 0, 200, NULL,
-     "username,email,password", "Log in: tokens and the user", "004", &V_004_AUTH},
-    {"POST", "/auth/logout/", "auth.logout", BR_USER, 0, NULL, 0, 200, NULL,
-     "refresh", "Blacklist a refresh token", "004", NULL},
-    {"GET", "/auth/user/", "profile.me", BR_USER, 0, NULL, 0, 200, NULL,
-     NULL, "The caller", "004", &V_004_AUTH},
-    {"PUT", "/auth/user/", "profile.update_user", BR_USER, 0, NULL, 0, 200, NULL,
-     "username,first_name,last_name", "Replace the caller's details", "004", &V_004_AUTH},
-    {"PATCH", "/auth/user/", "profile.update_user", BR_USER, 0, NULL, 0, 200, NULL,
-     "username,first_name,last_name", "Update the caller's details", "004", &V_004_AUTH},
-    {"POST", "/auth/password/change/", "auth.change_password", BR_USER, BR_NO_STORE, NULL, 0,
-     200, NULL, "old_password,new_password1,new_password2", "Change the password", "004",
-     &V_004_PASSWORD},
-    {"POST", "/auth/token/refresh/", "auth.refresh", BR_ANYONE, BR_NO_STORE, NULL, 0, 200, NULL,
-     "refresh", "Rotate a refresh token", "004", NULL},
-    {"POST", "/auth/token/verify/", "auth.verify", BR_ANYONE, 0, NULL, 0, 200, NULL,
-     "token", "Verify a token", "004", NULL},
+    {"GET", "/profile/", "profile.me", BR_USER, 0, 0, 200,
+     "The caller's profile",
+     .system = "004", .variant = &V_004_PROFILE},
+    {"PUT", "/profile/", "profile.update_user", BR_USER, BR_MULTIPART, 0, 200,
+     "Edit the caller's profile",
+     .system = "004", .variant = &V_004_PROFILE},
+    {"POST", "/orders/", "order.place", BR_USER, 0, 0, 201,
+     "Place an order",
+     .system = "004"},
+    {"GET", "/orders/", "order.list", BR_USER, 0, 0, 200,
+     "The caller's orders, newest first",
+     .system = "004"},
+    {"GET", "/orders/{id}/", "order.get", BR_USER, 0, 0, 200,
+     "An order (owner or staff)",
+     .system = "004"},
+    {"POST", "/payments/", "payment.initiate", BR_USER, 0, 0, 201,
+     "Start the payment of a pending order",
+     .system = "004"},
+    {"PUT", "/payments/{id}/", "payment.set_status", BR_STAFF_OR_SERVICE, 0, 0, 200,
+     "Set a payment's status",
+     .system = "004"},
+    {"POST", "/auth/registration/", "auth.signup", BR_ANYONE, BR_NO_STORE, 0, 201,
+     "Register: tokens and the user",
+     .system = "004", .variant = &V_004_REGISTER},
+    {"POST", "/auth/login/", "auth.login", BR_ANYONE, BR_NO_STORE, 0, 200,
+     "Log in: tokens and the user",
+     .system = "004", .variant = &V_004_AUTH},
+    {"POST", "/auth/logout/", "auth.logout", BR_USER, 0, 0, 200,
+     "Blacklist a refresh token",
+     .system = "004"},
+    {"GET", "/auth/user/", "profile.me", BR_USER, 0, 0, 200,
+     "The caller",
+     .system = "004", .variant = &V_004_AUTH},
+    {"PUT", "/auth/user/", "profile.update_user", BR_USER, BR_MULTIPART, 0, 200,
+     "Replace the caller's details",
+     .system = "004", .variant = &V_004_AUTH},
+    {"PATCH", "/auth/user/", "profile.update_user", BR_USER, BR_MULTIPART, 0, 200,
+     "Update the caller's details",
+     .system = "004", .variant = &V_004_AUTH},
+    {"POST", "/auth/password/change/", "auth.change_password", BR_USER, BR_NO_STORE, 0, 200,
+     "Change the password",
+     .system = "004", .variant = &V_004_PASSWORD},
+    {"POST", "/auth/token/refresh/", "auth.refresh", BR_ANYONE, BR_NO_STORE, 0, 200,
+     "Rotate a refresh token",
+     .system = "004"},
+    {"POST", "/auth/token/verify/", "auth.verify", BR_ANYONE, 0, 0, 200,
+     "Verify a token",
+     .system = "004"},
 
-    {NULL, NULL, NULL, 0, 0, NULL, 0, 0, NULL, NULL, NULL},
+
+    {NULL, NULL, NULL, 0, 0, 0, 0, NULL},
 };
 /* clang-format on */
 #pragma GCC diagnostic pop
@@ -387,13 +428,41 @@ bool br_routes_pattern_match(const char *pattern, const char *path, struct br_ma
     return true;
 }
 
+/* A BR_STATIC row: the prefix itself, with or without its slash, or any
+ * path below it. */
+static bool static_match(const char *prefix, const char *path, struct br_match *m)
+{
+    size_t n = strlen(prefix), plen = strnlen(path, BR_MAX_PATH + 1);
+    if (n < 2 || prefix[n - 1] != '/' || plen > BR_MAX_PATH || strncmp(prefix, path, n - 1) != 0)
+        return false;
+    const char *rest = path + n - 1; /* at the prefix's slash, or at the end */
+    if (*rest != '\0' && *rest != '/')
+        return false;
+    if (*rest == '/')
+        rest++;
+    if (m) {
+        m->n_params = 1;
+        m->params[0].name = "path";
+        m->params[0].name_len = 4;
+        m->params[0].value = rest;
+        m->params[0].value_len = strlen(rest);
+    }
+    return true;
+}
+
+bool br_routes_row_match(const struct br_route *r, const char *path, struct br_match *m)
+{
+    return (r->flags & BR_STATIC) ? static_match(r->pattern, path, m)
+                                  : br_routes_pattern_match(r->pattern, path, m);
+}
+
 enum br_match_result br_routes_match(const char *method, const char *path, struct br_match *m)
 {
     bool path_known = false;
     if (strcmp(method, "HEAD") == 0)
         method = "GET";
     for (const struct br_route *r = br_routes; r->method; r++) {
-        if (!br_routes_pattern_match(r->pattern, path, m))
+        if (!br_routes_row_match(r, path, m))
             continue;
         path_known = true;
         if (strcmp(r->method, method) == 0) {
@@ -420,12 +489,11 @@ size_t br_routes_allow(const char *path, char *out, size_t n)
         return 0;
     out[0] = '\0';
     for (const struct br_route *r = br_routes; r->method; r++) {
-        if (!br_routes_pattern_match(r->pattern, path, NULL))
+        if (!br_routes_row_match(r, path, NULL))
             continue;
         bool seen = false;
         for (const struct br_route *q = br_routes; q < r; q++)
-            if (strcmp(q->method, r->method) == 0 &&
-                br_routes_pattern_match(q->pattern, path, NULL))
+            if (strcmp(q->method, r->method) == 0 && br_routes_row_match(q, path, NULL))
                 seen = true;
         if (seen)
             continue;

@@ -23,6 +23,14 @@
  * Cache-Control; the If-None-Match request header goes to the worker as the
  * arg "if_none_match". Any other status of a BR_RAW row is JSON as usual.
  *
+ * Rows flagged BR_STATIC (with BR_LOCAL) serve files: the pattern is a
+ * prefix ("/api/docs/"), and every path under it names a file under
+ * static_dir, a folder below the web_dir setting (workers/bridge/static.h
+ * says which names are accepted); the prefix itself serves static_index
+ * (NULL: 404), and the prefix without its slash redirects to it (relative
+ * links in the page must resolve under the prefix). GET and HEAD only; the
+ * part after the prefix is the param "path".
+ *
  * PUT and PATCH: the bridge sets the arg "partial" (true for PATCH, false for
  * PUT) on every PUT and PATCH row, overriding the client's, so a handler
  * shared by both (*.update) knows which one it serves. */
@@ -45,6 +53,10 @@ enum br_route_flags {
     BR_LOCAL = 2,    /* answered by the bridge itself; command names the local handler */
     BR_NO_STORE = 4, /* the answer may carry tokens: Cache-Control: no-store */
     BR_ANY_HOST = 8, /* answered whatever the Host header: probes connect by address */
+    /* multipart/form-data allowed: the command's declared file field
+     * (BK_T_BINARY in shared/contract.c) comes as a file part */
+    BR_MULTIPART = 0x100,
+    BR_STATIC = 16, /* files under static_dir (see above); always with BR_LOCAL */
 };
 
 /* A source system's shape of a route (issue 14): how the bridge turns that
@@ -54,9 +66,11 @@ enum br_route_flags {
  * variant.c); handlers never know which system called.
  *
  * Request, in this order: renames (their field -> ours, on body, query and
- * file fields; theirs wins over ours when both are sent), copies (args[to] =
- * args[from] when to is absent), flags (args set to true), then dispatch
+ * file fields; theirs wins over ours when both are sent), then dispatch
  * (args[dispatch_arg] picks the command, and maybe a further variant).
+ * A route's fields are its command's declared args (shared/contract.c); the
+ * OpenAPI document shows them under the system's names (workers/bridge/
+ * openapi.c applies the same renames).
  * Reply (JSON bodies of 2xx and 4xx alike): lift (the listed fields of
  * body[lift] move to the top and body[lift] goes), then renames the other
  * way (our key -> theirs, at every depth: error bodies name their fields). */
@@ -72,8 +86,6 @@ struct br_dispatch {
 
 struct br_variant {
     const struct br_rename *renames;    /* ended by {NULL, NULL}, or NULL */
-    const struct br_rename *copies;     /* {to, from} pairs, ended by {NULL, NULL}, or NULL */
-    const char *flags;                  /* args set to true, comma-separated, or NULL */
     const char *lift;                   /* reply: the object whose fields rise, or NULL */
     const char *lift_fields;            /* comma-separated */
     const char *dispatch_arg;           /* "action", or NULL */
@@ -83,18 +95,20 @@ struct br_variant {
 struct br_route {
     const char *method;  /* "GET", "POST", "PUT", "PATCH", "DELETE" */
     const char *pattern; /* "/api/orders/{id}/", written with its slash as in the contract */
-    const char
-        *command; /* routing key "order.get"; BR_LOCAL: "health", "live", "openapi", "docs" */
+    const char *command; /* routing key "order.get"; BR_LOCAL: "health", "live", "openapi",
+                            "asyncapi", "docs" */
     enum br_auth auth;
     unsigned flags;
-    const char *upload; /* multipart/form-data allowed: the file field's name; NULL: JSON only */
-    size_t max_body;    /* bytes; 0: http_max_json_bytes, or http_max_upload_bytes for multipart */
-    int status;         /* documented success status */
-    const char *query;  /* documented query parameters, comma-separated, or NULL */
-    const char *body;   /* documented JSON body fields, comma-separated, or NULL */
+    size_t max_body; /* bytes; 0: http_max_json_bytes, or http_max_upload_bytes for multipart */
+    int status;      /* documented success status */
     const char *summary;
-    /* issue 14: a source system's alias ("000".."004"; NULL: the unified
-     * contract) and its variant (NULL: our shapes as they are) */
+    /* A route's body and query fields, their types and limits are its
+     * command's declared arguments (shared/contract.h): never listed here. */
+    /* BR_STATIC rows only (set them by name: other issues add fields here too) */
+    const char *static_dir;   /* folder below web_dir, "node_modules/swagger-ui-dist" */
+    const char *static_index; /* file served for the prefix itself, "index.html", or NULL */
+    /* issue 14, set by name: a source system's alias ("000".."004"; NULL: the
+     * unified contract) and its variant (NULL: our shapes as they are) */
     const char *system;
     const struct br_variant *variant;
 };
@@ -144,5 +158,10 @@ const struct br_route *br_routes_find(const struct br_route *from, const char *c
 /* True when pattern matches path by the rules above (method aside); params
  * may be NULL. Exposed for the OpenAPI generator and the tests. */
 bool br_routes_pattern_match(const char *pattern, const char *path, struct br_match *m);
+
+/* True when row r matches path, method aside: br_routes_pattern_match, or
+ * for a BR_STATIC row its prefix rule (the param "path" is what follows the
+ * prefix's slash, maybe empty). m may be NULL. */
+bool br_routes_row_match(const struct br_route *r, const char *path, struct br_match *m);
 
 #endif

@@ -18,7 +18,8 @@ NOT_FOUND = {"detail": "Not found."}
 NO_CREDENTIALS = {"detail": "Authentication credentials were not provided."}
 BAD_IMAGE = ("Upload a valid image. The file you uploaded was either not an image or a "
              "corrupted image.")
-PROFILE_KEYS = {"id", "username", "email", "first_name", "last_name", "role", "is_staff",
+PROFILE_KEYS = {"id", "username", "email", "first_name", "last_name", "full_name", "role",
+                "is_staff",
                 "date_joined", "about", "linkedin", "github", "phone_no", "address",
                 "designation", "company", "is_student", "is_alumni", "is_faculty",
                 "profile_picture", "followers_count", "following_count"}

@@ -7,6 +7,7 @@
 #include "shared/worker.h"
 
 int auth_register(struct bk_call *c);
+int auth_register_email(struct bk_call *c);
 int auth_login(struct bk_call *c);
 int auth_signup(struct bk_call *c);
 int auth_refresh(struct bk_call *c);

@@ -5,6 +5,8 @@
 
 static const struct bk_command commands[] = {
     {"auth.register", auth_register, BK_PUBLIC, BK_WRITE},
+    /* issue 14: 001 and 002 register by email (a derived username) */
+    {"auth.register_email", auth_register_email, BK_PUBLIC, BK_WRITE},
     {"auth.login", auth_login, BK_PUBLIC, BK_WRITE},
     {"auth.refresh", auth_refresh, BK_PUBLIC, BK_WRITE},
     /* issue 14: dj-rest-auth's registration (004), refresh without rotation (000, 002) */

@@ -8,16 +8,6 @@
 #include "shared/validate.h"
 #include "workers/auth/auth.h"
 
-/* Django's UnicodeUsernameValidator: \w, @ . + - _ (we take ASCII letters
- * and digits plus any non-ASCII letter byte sequence, as \w does for most). */
-static bool username_ok(const char *s)
-{
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (!(isalnum(*p) || *p >= 0x80 || strchr("@.+-_", *p)))
-            return false;
-    return true;
-}
-
 /* The base of a derived username: the address's local part with only the
  * characters a username may hold, at most 140 (room for a number). */
 static const char *username_base(struct bk_call *c, const char *email)
@@ -53,31 +43,24 @@ static const char *derive_username(struct bk_call *c, const char *email, bool *f
     return bk_strf(c, "%s", PQgetvalue(r, 0, 0));
 }
 
-/* Validates and inserts the account. Returns 0 with *id and *me (caller
- * owns) set, 1 when the reply is set (a refusal), -1 on a failure. */
-static int create_user(struct bk_call *c, const char **id, json_t **me)
+/* Validates and inserts the account, from auth.register's declared args
+ * (Register: username, password2) or, by_email, auth.register_email's
+ * (RegisterByEmail: no username, which is derived, no password2; full_name,
+ * designation and company). Returns 0 with *id and *me (caller owns) set, 1
+ * when the reply is set (a refusal), -1 on a failure. */
+static int create_user(struct bk_call *c, bool by_email, const char **id, json_t **me)
 {
-    bool derive = false;
-    bk_arg_bool(c, "derive_username", BK_OPTIONAL, &derive);
-    const char *username = derive && !bk_arg_present(c, "username")
-                               ? NULL
-                               : bk_arg_str(c, "username", BK_REQUIRED, 150);
-    const char *email = bk_arg_str(c, "email", BK_REQUIRED, 254);
-    const char *password = bk_arg_str(c, "password", BK_REQUIRED | BK_NO_TRIM, 4096);
-    const char *password2 = bk_arg_str(c, "password2", BK_REQUIRED | BK_NO_TRIM, 4096);
-    const char *first = bk_arg_str(c, "first_name", BK_ALLOW_BLANK, 150);
-    const char *last = bk_arg_str(c, "last_name", BK_ALLOW_BLANK, 150);
-    const char *full = bk_arg_str(c, "full_name", BK_ALLOW_BLANK, 301);
-    const char *designation = bk_arg_str(c, "designation", BK_ALLOW_BLANK, 100);
-    const char *company = bk_arg_str(c, "company", BK_ALLOW_BLANK, 100);
-    const char *role = bk_arg_choice(c, "role", BK_OPTIONAL, bk_roles);
+    const char *username = by_email ? NULL : bk_in_str(c, "username");
+    const char *email = bk_in_str(c, "email");
+    const char *password = bk_in_str(c, "password");
+    const char *password2 = by_email ? password : bk_in_str(c, "password2");
+    const char *first = bk_in_str(c, "first_name");
+    const char *last = bk_in_str(c, "last_name");
+    const char *full = by_email ? bk_in_str(c, "full_name") : NULL;
+    const char *designation = by_email ? bk_in_str(c, "designation") : NULL;
+    const char *company = by_email ? bk_in_str(c, "company") : NULL;
+    const char *role = bk_in_str(c, "role");
 
-    if (username && !username_ok(username))
-        bk_error(c, "username",
-                 "Enter a valid username. This value may contain only letters, "
-                 "numbers, and @/./+/-/_ characters.");
-    if (email && !bk_valid_email(email))
-        bk_error(c, "email", "Enter a valid email address.");
     if (username && !bk_failed(c)) {
         PGresult *r = BK_SQL(c, "SELECT 1 FROM users WHERE username = $1", username);
         if (!r)
@@ -154,7 +137,20 @@ int auth_register(struct bk_call *c)
 {
     const char *id;
     json_t *me;
-    int rc = create_user(c, &id, &me);
+    int rc = create_user(c, false, &id, &me);
+    if (rc != 0)
+        return rc < 0 ? -1 : 0;
+    return bk_reply(c, 201,
+                    json_pack("{s:s, s:o}", "detail", "User registered successfully.", "user", me));
+}
+
+/* auth.register_email: 001's and 002's registration by email alone; the
+ * username is derived from the address (derive_username). */
+int auth_register_email(struct bk_call *c)
+{
+    const char *id;
+    json_t *me;
+    int rc = create_user(c, true, &id, &me);
     if (rc != 0)
         return rc < 0 ? -1 : 0;
     return bk_reply(c, 201,
@@ -167,7 +163,7 @@ int auth_signup(struct bk_call *c)
 {
     const char *id, *access, *refresh;
     json_t *me;
-    int rc = create_user(c, &id, &me);
+    int rc = create_user(c, false, &id, &me);
     if (rc != 0)
         return rc < 0 ? -1 : 0;
     const char *role = json_string_value(json_object_get(me, "role"));

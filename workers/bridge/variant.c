@@ -41,16 +41,6 @@ static void apply(const struct br_variant *v, json_t *args, struct br_file *file
         move_key(args, r->theirs, r->ours);
         rename_files(files, r->theirs, r->ours);
     }
-    for (const struct br_rename *c = v->copies; c && c->theirs; c++) {
-        json_t *x = json_object_get(args, c->ours);
-        if (x && !json_object_get(args, c->theirs))
-            json_object_set(args, c->theirs, x);
-    }
-    for (const char *f = v->flags; f && *f;) {
-        size_t k = strcspn(f, ",");
-        json_object_setn_new(args, f, k, json_true());
-        f += k + (f[k] == ',');
-    }
 }
 
 int br_variant_request(const struct br_variant *v, json_t *args, struct br_file *files,
@@ -137,4 +127,38 @@ json_t *br_variant_actions(const struct br_variant *v)
         json_object_set_new(out, d->value, json_string(param));
     }
     return out;
+}
+
+/* One key of an object, renamed in place (its value moves; order aside). */
+static void rename_key(json_t *obj, const char *from, const char *to)
+{
+    json_t *x = json_object_get(obj, from);
+    if (!x)
+        return;
+    json_object_set(obj, to, x);
+    json_object_del(obj, from);
+}
+
+void br_variant_schema(const struct br_variant *v, json_t *schema)
+{
+    if (!v)
+        return;
+    json_t *props = json_object_get(schema, "properties");
+    json_t *req = json_object_get(schema, "required");
+    for (const struct br_rename *r = v->renames; r && r->theirs; r++) {
+        rename_key(props, r->ours, r->theirs);
+        size_t i;
+        json_t *name;
+        json_array_foreach(req, i, name)
+        {
+            if (json_is_string(name) && strcmp(json_string_value(name), r->ours) == 0)
+                json_array_set_new(req, i, json_string(r->theirs));
+        }
+    }
+}
+
+void br_variant_example(const struct br_variant *v, json_t *example)
+{
+    for (const struct br_rename *r = v ? v->renames : NULL; r && r->theirs; r++)
+        rename_key(example, r->ours, r->theirs);
 }

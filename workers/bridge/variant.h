@@ -10,7 +10,7 @@
 #include "shared/routes.h"
 #include "workers/bridge/request.h"
 
-/* Applies v to args and the uploaded files' names (renames, copies, flags,
+/* Applies v to args and the uploaded files' names (renames, then
  * dispatch). *command starts as the row's command and becomes the
  * dispatched one; *reply_v gets the variant that shapes the reply (the
  * dispatched entry's, else v). Returns 0, or 400 with *err = a DRF field
@@ -27,5 +27,11 @@ void br_variant_reply(const struct br_variant *v, json_t *body);
  * the dispatch with the parameter that selects it, {"register":
  * "action=register", ...}. Caller owns; NULL when v does not dispatch. */
 json_t *br_variant_actions(const struct br_variant *v);
+
+/* The documents' side of v's renames: the object schema's properties and
+ * required names (a request body's or a reply's) under the system's names
+ * (ours -> theirs), in place; the same for an example body. v may be NULL. */
+void br_variant_schema(const struct br_variant *v, json_t *schema);
+void br_variant_example(const struct br_variant *v, json_t *example);
 
 #endif

@@ -1,20 +1,21 @@
 /* order.place: a new pending order of the caller; the database computes the
- * total and builds the representation that the reply and order.placed share. */
+ * total and builds the representation that the reply and order.placed share
+ * (a new order has no payment: order_json's inlinable form, 008_inline.sql). */
 #include "workers/order/order.h"
 
 int order_place(struct bk_call *c)
 {
     int64_t quantity = 0, price = 0;
-    const char *name = bk_arg_str(c, "product_name", BK_REQUIRED, 100);
-    bk_arg_int(c, "quantity", BK_REQUIRED, 1, 10000, &quantity);
-    bk_arg_money(c, "price", BK_REQUIRED, 10, 1, &price);
+    const char *name = bk_in_str(c, "product_name");
+    bk_in_int(c, "quantity", &quantity);
+    bk_in_money(c, "price", &price);
     if (bk_failed(c))
         return bk_reply_invalid(c);
 
     PGresult *r =
         BK_SQL(c,
                "INSERT INTO orders (user_id, product_name, quantity, price) "
-               "VALUES ($1, $2, $3, $4) RETURNING order_json(orders)",
+               "VALUES ($1, $2, $3, $4) RETURNING order_json(orders, NULL::payments)",
                c->actor.id, name, bk_strf(c, "%lld", (long long)quantity), bk_money_str(c, price));
     if (!r || PQntuples(r) != 1)
         return -1;

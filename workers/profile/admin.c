@@ -13,7 +13,7 @@
 
 int admin_get(struct bk_call *c)
 {
-    const char *id = bk_arg_id(c, "id");
+    const char *id = bk_in_str(c, "id");
     if (bk_failed(c))
         return bk_reply_invalid(c);
     PGresult *r = BK_SQL(c, "SELECT admin_user_json(u) FROM users u WHERE u.id = $1", id);
@@ -24,15 +24,11 @@ int admin_get(struct bk_call *c)
     return bk_reply_text(c, 200, PQgetvalue(r, 0, 0));
 }
 
-/* A nullable-not boolean: NULL when absent (or invalid, recorded). */
+/* A boolean as PostgreSQL prints it: NULL when absent (or invalid, recorded). */
 static const char *arg_flag(struct bk_call *c, const char *key)
 {
     bool b;
-    if (bk_arg_present(c, key) && !bk_arg(c, key)) {
-        bk_error(c, key, "This field may not be null.");
-        return NULL;
-    }
-    return bk_arg_bool(c, key, BK_OPTIONAL, &b) ? (b ? "t" : "f") : NULL;
+    return bk_in_bool(c, key, &b) ? (b ? "t" : "f") : NULL;
 }
 
 static const char FORBIDDEN[] = "You do not have permission to perform this action.";
@@ -100,13 +96,14 @@ static int set_user(struct bk_call *c, const char *id, const char *role, const c
     return bk_reply_text(c, 200, PQgetvalue(r, 0, 0));
 }
 
-/* The user named by args.id: its id, or NULL with the reply set (or
- * *failed on a database failure). */
+/* The user named by args.id (a path id, or 001's body id): its id, or NULL
+ * with the reply set (or *failed on a database failure). The user is looked
+ * up before the body counts. */
 static const char *existing_user(struct bk_call *c, bool *failed)
 {
     *failed = false;
-    const char *id = bk_arg_id(c, "id");
-    if (bk_failed(c)) {
+    const char *id = bk_in_str(c, "id");
+    if (bk_not_found(c)) {
         bk_reply_invalid(c);
         return NULL;
     }
@@ -128,12 +125,7 @@ int admin_update(struct bk_call *c)
     const char *id = existing_user(c, &failed);
     if (!id)
         return failed ? -1 : 0;
-    /* DRF's ChoiceField: an explicit null is an error even when optional */
-    const char *role = NULL;
-    if (bk_arg_present(c, "role") && !bk_arg(c, "role"))
-        bk_error(c, "role", "This field may not be null.");
-    else
-        role = bk_arg_choice(c, "role", BK_OPTIONAL, bk_roles);
+    const char *role = bk_in_str(c, "role");
     const char *staff = arg_flag(c, "is_staff");
     const char *active = arg_flag(c, "is_active");
     if (bk_failed(c))
@@ -151,19 +143,17 @@ int admin_set_role(struct bk_call *c)
     const char *id = existing_user(c, &failed);
     if (!id)
         return failed ? -1 : 0;
-    const msgpack_object *a = bk_arg(c, "role");
-    if (a && a->type == MSGPACK_OBJECT_STR && a->via.str.size == 5 &&
-        memcmp(a->via.str.ptr, "admin", 5) == 0)
-        return set_user(c, id, NULL, "t", NULL);
-    const char *role = bk_arg_choice(c, "role", BK_REQUIRED, bk_roles);
+    const char *role = bk_in_str(c, "role");
     if (bk_failed(c))
         return bk_reply_invalid(c);
+    if (strcmp(role, "admin") == 0)
+        return set_user(c, id, NULL, "t", NULL);
     return set_user(c, id, role, "f", NULL);
 }
 
 int admin_delete(struct bk_call *c)
 {
-    const char *id = bk_arg_id(c, "id");
+    const char *id = bk_in_str(c, "id");
     if (bk_failed(c))
         return bk_reply_invalid(c);
     PGresult *r = BK_SQL(c, "SELECT 1 FROM users WHERE id = $1", id);

@@ -99,8 +99,8 @@ int pr_users_sql_init(void)
  * first or last name, designation or company), ?role=, paginated by id. */
 static int users_list(struct bk_call *c, int scope)
 {
-    const char *search = bk_arg_str(c, "search", BK_ALLOW_BLANK, 500);
-    const char *role = bk_arg_str(c, "role", BK_ALLOW_BLANK, 32);
+    const char *search = bk_in_str(c, "search");
+    const char *role = bk_in_str(c, "role");
     struct bk_page p;
     bk_page_args(c, &p);
     if (bk_failed(c))
@@ -190,12 +190,14 @@ static int reply_detail(struct bk_call *c, int status, PGresult *r)
     return u ? bk_reply(c, status, u) : -1;
 }
 
-static const char SQL_DETAIL[] = "SELECT profile_json(u, $2), profile_nested_json(u.id, $2) "
-                                 "FROM users u WHERE u.id = $1 AND u.is_active";
+/* profile_rep and profile_nested are inlined into this statement's plan
+ * (schema/008_inline.sql): nothing is planned per execution. */
+static const char SQL_DETAIL[] = "SELECT p, n FROM users u, profile_rep(u, $2) p, "
+                                 "profile_nested(u.id, $2) n WHERE u.id = $1 AND u.is_active";
 
 int profile_get(struct bk_call *c)
 {
-    const char *id = bk_arg_id(c, "id");
+    const char *id = bk_in_str(c, "id");
     if (bk_failed(c))
         return bk_reply_invalid(c);
     PGresult *r = BK_SQL(c, SQL_DETAIL, id, pr_base(c));
@@ -218,110 +220,44 @@ int profile_me(struct bk_call *c)
 
 /* ---- update ----------------------------------------------------------------- */
 
-enum kind { TEXT, EMAIL, URL, PHONE, BOOL };
-
-/* The writable fields of /api/profile/, in the order of the UPDATE below.
- * Everything else a client sends (id, username, role, is_staff, date_joined,
+/* The writable fields of /api/profile/ (declared in shared/contract.c, the
+ * UserProfile representation), in the order of the UPDATE below. Everything
+ * else a client sends (id, username, role, is_staff, date_joined,
  * profile_picture, the counts...) is read-only and ignored, as DRF does. */
-static const struct field {
-    const char *name;
-    enum kind kind;
-    size_t max;
-} fields[] = {
-    {"email", EMAIL, 254},   {"first_name", TEXT, 150}, {"last_name", TEXT, 150},
-    {"about", TEXT, 5000},   {"linkedin", URL, 200},    {"github", URL, 200},
-    {"phone_no", PHONE, 20}, {"address", TEXT, 1000},   {"designation", TEXT, 100},
-    {"company", TEXT, 100},  {"is_student", BOOL, 0},   {"is_alumni", BOOL, 0},
-    {"is_faculty", BOOL, 0},
+static const char *const fields[] = {
+    "email",   "first_name",  "last_name", "about",      "linkedin",  "github",     "phone_no",
+    "address", "designation", "company",   "is_student", "is_alumni", "is_faculty",
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 
-static bool phone_ok(const char *s)
-{
-    for (; *s; s++)
-        if (!strchr("0123456789+-(). ", *s))
-            return false;
-    return true;
-}
-
-/* Reads the fields into v (NULL: absent, keep). PUT requires email, the one
- * field without a default, as DRF's full update does. */
-static void read_fields(struct bk_call *c, bool partial, const char *v[N_FIELDS])
+/* The validated values as SQL text (NULL: absent, keep). PUT requires email,
+ * the one field without a default, as DRF's full update does. */
+static void read_fields(struct bk_call *c, const char *v[N_FIELDS])
 {
     for (size_t i = 0; i < N_FIELDS; i++) {
-        const struct field *f = &fields[i];
-        v[i] = NULL;
-        switch (f->kind) {
-        case EMAIL:
-            v[i] = pr_arg_text(c, f->name, partial ? BK_OPTIONAL : BK_REQUIRED, f->max);
-            if (v[i] && !bk_valid_email(v[i])) {
-                bk_error(c, f->name, "Enter a valid email address.");
-                v[i] = NULL;
-            }
-            break;
-        case TEXT:
-            v[i] = pr_arg_text(c, f->name, BK_ALLOW_BLANK, f->max);
-            break;
-        case PHONE:
-            v[i] = pr_arg_text(c, f->name, BK_ALLOW_BLANK, f->max);
-            if (v[i] && !phone_ok(v[i])) {
-                bk_error(c, f->name, "Enter a valid phone number.");
-                v[i] = NULL;
-            }
-            break;
-        case URL:
-            v[i] = pr_arg_url(c, f->name, BK_OPTIONAL);
-            break;
-        case BOOL: {
-            bool b;
-            if (bk_arg_present(c, f->name) && !bk_arg(c, f->name))
-                bk_error(c, f->name, "This field may not be null.");
-            else if (bk_arg_bool(c, f->name, BK_OPTIONAL, &b))
-                v[i] = b ? "true" : "false";
-            break;
-        }
-        }
+        bool b;
+        v[i] = bk_in_bool(c, fields[i], &b) ? (b ? "true" : "false") : bk_in_str(c, fields[i]);
     }
 }
 
 /* The extra fields of one's own user on the source systems' user routes
  * (profile.update_user): the username, the role (001 lists it among what a
  * user updates; staff stays an admin matter), full_name, and a picture
- * upload (profile_picture as a file; a string there is the representation
- * sent back and is ignored, as DRF's read of a URL would be). */
+ * upload (profile_picture as a file, or null to remove it). */
 struct extra {
     const char *username, *role, *full_name;
     struct pr_upload pic;
     int pic_state; /* pr_upload_read's: 1 a file, 0 none, -1 invalid */
 };
 
-/* Django's UnicodeUsernameValidator, as auth.register has it. */
-static bool username_ok(const char *s)
-{
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (!(isalnum(*p) || *p >= 0x80 || strchr("@.+-_", *p)))
-            return false;
-    return true;
-}
-
+/* Declared in OwnUser (shared/contract.c); a picture is a file (an image
+ * checked as /api/profile/picture/ checks it). */
 static void read_extra(struct bk_call *c, struct extra *x)
 {
-    x->username = pr_arg_text(c, "username", BK_OPTIONAL, 150);
-    if (x->username && !username_ok(x->username)) {
-        bk_error(c, "username",
-                 "Enter a valid username. This value may contain only letters, "
-                 "numbers, and @/./+/-/_ characters.");
-        x->username = NULL;
-    }
-    if (bk_arg_present(c, "role") && !bk_arg(c, "role"))
-        bk_error(c, "role", "This field may not be null.");
-    else
-        x->role = bk_arg_choice(c, "role", BK_OPTIONAL, bk_roles);
-    x->full_name = pr_arg_text(c, "full_name", BK_ALLOW_BLANK, 301);
-    const msgpack_object *pic = bk_arg(c, "profile_picture");
-    x->pic_state = 0;
-    if (pic && pic->type == MSGPACK_OBJECT_BIN)
-        x->pic_state = pr_upload_read(c, "profile_picture", PR_IMAGE, false, &x->pic);
+    x->username = bk_in_str(c, "username");
+    x->role = bk_in_str(c, "role");
+    x->full_name = bk_in_str(c, "full_name");
+    x->pic_state = pr_upload_read(c, "profile_picture", PR_IMAGE, &x->pic);
 }
 
 /* Updates user uid (the caller, checked by the callers) from the fields and,
@@ -329,7 +265,7 @@ static void read_extra(struct bk_call *c, struct extra *x)
 static int update(struct bk_call *c, const char *uid, struct extra *x)
 {
     const char *v[N_FIELDS];
-    read_fields(c, pr_partial(c), v);
+    read_fields(c, v);
     if (x)
         read_extra(c, x);
     const char *username = x ? x->username : NULL, *role = x ? x->role : NULL;
@@ -366,7 +302,7 @@ static int update(struct bk_call *c, const char *uid, struct extra *x)
     json_t *changed = json_array();
     for (size_t i = 0; i < N_FIELDS; i++)
         if (v[i] && strcmp(v[i], PQgetvalue(old, 0, (int)i)) != 0)
-            json_array_append_new(changed, json_string(fields[i].name));
+            json_array_append_new(changed, json_string(fields[i]));
     const char *extra_v[] = {username, role, full};
     const char *extra_n[] = {"username", "role", "full_name"};
     for (int i = 0; i < 3; i++)
@@ -380,25 +316,29 @@ static int update(struct bk_call *c, const char *uid, struct extra *x)
             return -1;
         }
         json_array_append_new(changed, json_string("profile_picture"));
+    } else if (x && x->pic.is_null) {
+        json_array_append_new(changed, json_string("profile_picture"));
     }
 
-    PGresult *r = BK_SQL(c,
-                         "UPDATE users SET email = coalesce($2, email), "
-                         "first_name = coalesce($3, first_name), "
-                         "last_name = coalesce($4, last_name), about = coalesce($5, about), "
-                         "linkedin = coalesce($6, linkedin), github = coalesce($7, github), "
-                         "phone_no = coalesce($8, phone_no), address = coalesce($9, address), "
-                         "designation = coalesce($10, designation), "
-                         "company = coalesce($11, company), "
-                         "is_student = coalesce($12::boolean, is_student), "
-                         "is_alumni = coalesce($13::boolean, is_alumni), "
-                         "is_faculty = coalesce($14::boolean, is_faculty), "
-                         "username = coalesce($16, username), role = coalesce($17, role), "
-                         "full_name = coalesce($18, full_name), "
-                         "profile_picture = coalesce($19, profile_picture) WHERE id = $1 "
-                         "RETURNING profile_json(users, $15), profile_nested_json(id, $15)",
-                         uid, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10],
-                         v[11], v[12], pr_base(c), username, role, full, pic_key);
+    PGresult *r =
+        BK_SQL(c,
+               "UPDATE users SET email = coalesce($2, email), "
+               "first_name = coalesce($3, first_name), "
+               "last_name = coalesce($4, last_name), about = coalesce($5, about), "
+               "linkedin = coalesce($6, linkedin), github = coalesce($7, github), "
+               "phone_no = coalesce($8, phone_no), address = coalesce($9, address), "
+               "designation = coalesce($10, designation), "
+               "company = coalesce($11, company), "
+               "is_student = coalesce($12::boolean, is_student), "
+               "is_alumni = coalesce($13::boolean, is_alumni), "
+               "is_faculty = coalesce($14::boolean, is_faculty), "
+               "username = coalesce($16, username), role = coalesce($17, role), "
+               "full_name = coalesce($18, full_name), "
+               "profile_picture = CASE WHEN $20 THEN NULL "
+               "ELSE coalesce($19, profile_picture) END WHERE id = $1 "
+               "RETURNING profile_json(users, $15), profile_nested_json(id, $15)",
+               uid, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12],
+               pr_base(c), username, role, full, pic_key, x && x->pic.is_null ? "true" : "false");
     if (!r) {
         json_decref(changed);
         if (strcmp(bk_sql_state(c), "23505") == 0) { /* a concurrent update took the name */
@@ -437,8 +377,8 @@ static const char *own_user(struct bk_call *c, bool *failed)
     *failed = false;
     if (!bk_arg_present(c, "id"))
         return c->actor.id;
-    const char *id = bk_arg_id(c, "id");
-    if (bk_failed(c)) {
+    const char *id = bk_in_str(c, "id");
+    if (bk_not_found(c)) { /* the user is looked up before the body counts */
         bk_reply_invalid(c);
         return NULL;
     }
@@ -493,7 +433,7 @@ static int delete_self(struct bk_call *c)
 
 int profile_delete(struct bk_call *c)
 {
-    const char *password = bk_arg_str(c, "password", BK_REQUIRED | BK_NO_TRIM, 4096);
+    const char *password = bk_in_str(c, "password");
     if (bk_failed(c))
         return bk_reply_invalid(c);
     const char *uid = c->actor.id;
@@ -525,7 +465,7 @@ int profile_delete_user(struct bk_call *c)
 int profile_set_picture(struct bk_call *c)
 {
     struct pr_upload u;
-    if (pr_upload_read(c, "file", PR_IMAGE, true, &u) != 1)
+    if (pr_upload_read(c, "file", PR_IMAGE, &u) != 1)
         return bk_reply_invalid(c);
     const char *key;
     if (pr_media_store(c, &u, &key) != 0)
@@ -602,7 +542,7 @@ static json_t *follow_event(struct bk_call *c, const char *id)
 
 int profile_follow(struct bk_call *c)
 {
-    const char *id = bk_arg_id(c, "id");
+    const char *id = bk_in_str(c, "id");
     bool failed;
     const char *name = follow_target(c, id, &failed);
     if (!name)
@@ -625,7 +565,7 @@ int profile_follow(struct bk_call *c)
 
 int profile_unfollow(struct bk_call *c)
 {
-    const char *id = bk_arg_id(c, "id");
+    const char *id = bk_in_str(c, "id");
     bool failed;
     if (!follow_target(c, id, &failed))
         return failed ? -1 : 0;
@@ -643,7 +583,7 @@ int profile_unfollow(struct bk_call *c)
  * only, by id. */
 static int people(struct bk_call *c, bool followers)
 {
-    const char *id = bk_arg_id(c, "id");
+    const char *id = bk_in_str(c, "id");
     struct bk_page p;
     bk_page_args(c, &p);
     if (bk_failed(c))
