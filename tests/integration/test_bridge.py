@@ -221,6 +221,7 @@ class Bodies(unittest.TestCase):
                 self.assertEqual(status, 400)
                 self.assertIn("must be UTF-8", body["detail"])
 
+
 class Headers(unittest.TestCase):
     def test_request_id_echoed(self):
         rid = f"it-{uuid.uuid4().hex}"
