@@ -5,6 +5,7 @@ scripts/chaos (which exports the instance's coordinates, and BK_CLUSTER=1 with
 the nodes' ports when the broker is the 3-node cluster); exit 0 only when
 every invariant holds."""
 import argparse
+import calendar
 import http.client as httpclient
 import json
 import os
@@ -592,6 +593,27 @@ def log_since(name, offset):
         return ""
 
 
+def caller_gone(h, props):
+    """How a dead letter met its caller's deadline: "expired" (the broker
+    expired it), "held" (a worker held it through a database outage and
+    dead-lettered it unrun at the deadline), or None (it died otherwise)."""
+    if "x-bk-last-error" in h:
+        return None  # a failure of the command itself, retried and given up
+    reason = h.get("x-first-death-reason")
+    if reason == "expired":
+        return "expired"
+    deaths = h.get("x-death") or []
+    exp = deaths[0].get("original-expiration") if deaths else None
+    when = deaths[0].get("time") if deaths else None
+    sent = h.get("timestamp_in_ms") or (props.timestamp or 0) * 1000
+    if reason != "rejected" or exp is None or when is None or not sent:
+        return None
+    # the worker gives up 500 ms before the deadline; x-death's time has
+    # whole seconds
+    died_ms = (calendar.timegm(when.timetuple()) + 1) * 1000
+    return "held" if died_ms >= int(sent) + int(exp) - 500 else None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=1)
@@ -819,7 +841,8 @@ def main():
 
     # (5) dead letters of the run (they stay in backend.dead)
     mids = {r["mid"] for r in recs if "mid" in r}
-    dead, tags, expired = [], [], []
+    http_recs = {r["key"]: r for r in recs if r.get("via") == "http"}
+    dead, tags, expired, gave_up = [], [], [], []
     while True:
         method, props, payload = ch.basic_get("backend.dead", auto_ack=False)
         if method is None:
@@ -828,17 +851,23 @@ def main():
         h = props.headers or {}
         rid = str(h.get("x-request-id", ""))
         if props.message_id in mids or rid.startswith(run.tag) or run.tag.encode() in payload:
-            if h.get("x-first-death-reason") == "expired" and rid.startswith(run.tag) and \
-                    "x-bk-last-error" not in h:
-                # an HTTP attempt whose caller's deadline (the bridge's
-                # expiration) passed in the queue, typically redelivered after
-                # RabbitMQ died before the worker's ack: the caller got a 5xx
-                # and retried with the same key; the command itself is checked above
-                expired.append(rid)
+            late = caller_gone(h, props)
+            rec = http_recs.get(rid.rsplit("-", 1)[0]) if rid.startswith(run.tag) else None
+            if late and rec is not None and isinstance(rec.get("status"), int):
+                # An HTTP attempt whose caller's deadline (the bridge's
+                # expiration) passed before it could run: expired in the
+                # queue (typically redelivered after RabbitMQ died before
+                # the worker's ack), or held by a worker through a database
+                # outage longer than the deadline and dead-lettered unrun
+                # with a 503 at it (by design: see "An outage costs a
+                # command nothing"). Its caller retried with the same key
+                # and was answered; the command itself is checked above.
+                (expired if late == "expired" else gave_up).append(rid)
                 ch.basic_ack(method.delivery_tag)
                 tags.pop()
                 continue
-            dead.append((props.message_id, rid, h.get("x-bk-last-error")))
+            dead.append((props.message_id, rid, h.get("x-bk-last-error") or
+                         h.get("x-first-death-reason")))
     if tags:
         ch.basic_nack(tags[-1], multiple=True, requeue=True)
     conn.close()
@@ -981,8 +1010,10 @@ def main():
         print(f"  at {f[0] - started:6.2f}s  {f[1]:<11} {f[2]:<22} pid {f[3]:<8} back after {f[4]:.1f}s")
     print(f"longest pause without a successful answer: {pause:.2f}s (from {at - started:.2f}s)")
     print(f"effects checked: {checked['exact']} exactly once, {checked['at-most-once']} at most once")
-    print(f"backend.dead: {len(dead)} commands of the run, {len(expired)} expired HTTP attempts "
-          f"(the bridge's deadline passed in the queue; retried by their client; removed)")
+    print(f"backend.dead: {len(dead)} commands of the run; HTTP attempts past their caller's "
+          f"deadline, retried by their client with the same key and answered (removed): "
+          f"{len(expired)} expired in the queue, {len(gave_up)} held through a database outage "
+          f"longer than the deadline (503)")
     print(f"events on the tap: {len(events)} distinct, {dups} duplicates; {events_checked} "
           f"expected events checked")
     names = {1: "answered commands' effects exactly once", 2: "unanswered at most one effect",
