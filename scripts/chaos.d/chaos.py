@@ -552,6 +552,11 @@ class Run:
             lib("bk_rmq_start && bk_broker_setup && bk_ctl broker-setup >/dev/null", 300)
             self.faults.append((t, kind, "rabbitmq", pid, now() - t))
         elif kind == "rabbitmq-node":
+            # a node's loss is a minority only when the other two hold every
+            # queue (after an earlier kill, or test_cluster.py's, they catch up)
+            if not wait(replicated, 120, 0.5):
+                raise RuntimeError("not every quorum queue has its three members online")
+            t = now()
             node = 1 + int(pick * len(AMQP_PORTS))
             pid = pid_in(os.path.join(CLUSTER_DIR, f"node{node}", "rabbit.pid"))
             if not pid or not alive(pid):
