@@ -549,8 +549,9 @@ static enum MHD_Result on_query(void *cls, enum MHD_ValueKind kind, const char *
 static bool utf8_ok(const char *s)
 {
     json_t *v = json_string(s);
+    bool ok = v != NULL;
     json_decref(v);
-    return v != NULL;
+    return ok;
 }
 
 /* The multipart fields into args (text) and the file list (bin). Returns 0,
