@@ -104,6 +104,20 @@ class OpenAPI(unittest.TestCase):
             op = doc["paths"][path][method]
             self.assertEqual((op["tags"], op["x-system"]), (["system 002"], "002"), path)
 
+    def test_bodies_and_answers_as_declared(self):
+        """Register by email (no username, no password2); the login answer's lifted fields."""
+        doc = http("GET", "/api/openapi.json")[2]
+        reg = doc["paths"]["/api/v1/accounts/register/"]["post"]
+        self.assertEqual(reg["x-command"], "auth.register_email")
+        ref = reg["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        body = doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
+        self.assertTrue({"email", "full_name", "password"} <= set(body["properties"]))
+        self.assertFalse({"username", "password2"} & set(body["properties"]))
+        login = doc["paths"]["/api/v1/accounts/token/"]["post"]
+        answer = login["responses"]["200"]["content"]["application/json"]["schema"]
+        self.assertEqual(set(answer["required"]),
+                         {"access", "refresh", "email", "full_name", "is_staff", "is_superuser"})
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -178,6 +178,25 @@ class OpenAPI(unittest.TestCase):
             op = doc["paths"][path][method]
             self.assertEqual((op["tags"], op["x-system"]), (["system 004"], "004"), path)
 
+    def test_bodies_and_answers_under_its_names(self):
+        """The variant's renames are in the document: profile_img, password1, pk."""
+        doc = http("GET", "/api/openapi.json")[2]
+        put = doc["paths"]["/profile/"]["put"]
+        form = put["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
+        self.assertIn("profile_img", form)
+        self.assertNotIn("profile_picture", form)
+        answer = put["responses"]["200"]["content"]["application/json"]["schema"]["properties"]
+        self.assertIn("profile_img", answer)
+        reg = doc["paths"]["/auth/registration/"]["post"]
+        body = reg["requestBody"]["content"]["application/json"]["schema"]
+        self.assertIn("password1", body["properties"])
+        self.assertIn("password1", body["required"])
+        user = reg["responses"]["201"]["content"]["application/json"]["schema"]["properties"]["user"]
+        self.assertIn("pk", user["properties"])
+        self.assertNotIn("id", user["properties"])
+        ids = [op["operationId"] for item in doc["paths"].values() for op in item.values()]
+        self.assertEqual(len(ids), len(set(ids)))
+
 
 if __name__ == "__main__":
     unittest.main()
