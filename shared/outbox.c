@@ -35,6 +35,9 @@ static const char SQL_DONE[] = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 static const char SQL_PUT[] =
     "INSERT INTO outbox (event_id, routing_key, body, correlation_id, causation_id) "
     "VALUES ($1, $2, $3, $4, $5)";
+/* the audit trail is derived from the event, in the same transaction
+ * (schema/010_audit.sql) */
+static const char SQL_AUDIT[] = "SELECT audit_record($1::jsonb)";
 
 static json_t *string_or_null(const char *s)
 {
@@ -52,6 +55,14 @@ json_t *bk_event_new(const char *event, json_t *data, const char *correlation_id
     return json_pack("{s:i, s:s, s:s, s:s, s:o, s:o, s:o}", "v", 1, "event", event, "id", id,
                      "occurred_at", at, "correlation_id", string_or_null(correlation_id),
                      "causation_id", string_or_null(causation_id), "data", data);
+}
+
+int bk_event_actor(json_t *ev, long long user_id, const char *service, const char *channel)
+{
+    json_t *a = json_pack("{s:o, s:o, s:s}", "user_id",
+                          user_id > 0 ? json_integer(user_id) : json_null(), "service",
+                          string_or_null(service), "channel", channel);
+    return a ? json_object_set_new(ev, "actor", a) : -1;
 }
 
 int bk_outbox_put(struct bk_db *db, const json_t *ev)
@@ -76,6 +87,18 @@ int bk_outbox_put(struct bk_db *db, const json_t *ev)
         }
         PQclear(r);
     }
+    char *text = rc == 0 ? json_dumps(ev, JSON_COMPACT) : NULL;
+    if (rc == 0) {
+        const char *v[] = {text};
+        PGresult *r = text ? bk_db_exec(db, SQL_AUDIT, 1, v) : NULL;
+        if (!bk_db_ok(r)) {
+            bk_log(BK_ERROR, corr, "audit insert failed: %s",
+                   r ? PQresultErrorMessage(r) : "connection lost");
+            rc = -1;
+        }
+        PQclear(r);
+    }
+    free(text);
     msgpack_sbuffer_destroy(&sb);
     return rc;
 }

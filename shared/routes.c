@@ -36,7 +36,8 @@ const struct br_route br_routes[] = {
      "Set a new password with a reset token"},
 
     /* profile worker: users and the caller's profile */
-    {"GET", "/api/users/", "profile.list", BR_USER, 0, NULL, 0, 200, "search,role," PAGE,
+    {"GET", "/api/users/", "profile.list", BR_USER, 0, NULL, 0, 200,
+     "search,role,date_joined__gte,date_joined__lte,ordering," PAGE,
      NULL, "List users"},
     {"GET", "/api/users/{id}/", "profile.get", BR_USER, 0, NULL, 0, 200, NULL,
      NULL, "A user's profile with educations, certificates, achievements and resume"},
@@ -66,7 +67,9 @@ const struct br_route br_routes[] = {
      NULL, "Remove the profile picture"},
 
     /* profile worker: educations, certificates, achievements, resume */
-    {"GET", "/api/educations/", "education.list", BR_USER, 0, NULL, 0, 200, "user," PAGE,
+    {"GET", "/api/educations/", "education.list", BR_USER, 0, NULL, 0, 200,
+     "user,search,start_year,start_year__gte,start_year__lte,end_year,end_year__gte,"
+     "end_year__lte,ordering," PAGE,
      NULL, "List educations"},
     {"POST", "/api/educations/", "education.create", BR_USER, 0, NULL, 0, 201, NULL,
      "degree,institution,start_year,end_year", "Add an education"},
@@ -79,7 +82,8 @@ const struct br_route br_routes[] = {
     {"DELETE", "/api/educations/{id}/", "education.delete", BR_USER, 0, NULL, 0, 204, NULL,
      NULL, "Delete an education (owner)"},
 
-    {"GET", "/api/certificates/", "certificate.list", BR_USER, 0, NULL, 0, 200, "user," PAGE,
+    {"GET", "/api/certificates/", "certificate.list", BR_USER, 0, NULL, 0, 200,
+     "user,search,date__gte,date__lte,ordering," PAGE,
      NULL, "List certificates"},
     {"POST", "/api/certificates/", "certificate.create", BR_USER, 0, "image", 0, 201, NULL,
      "title,issuer,date,link", "Add a certificate (JSON, or multipart with an image)"},
@@ -92,7 +96,8 @@ const struct br_route br_routes[] = {
     {"DELETE", "/api/certificates/{id}/", "certificate.delete", BR_USER, 0, NULL, 0, 204, NULL,
      NULL, "Delete a certificate (owner)"},
 
-    {"GET", "/api/achievements/", "achievement.list", BR_USER, 0, NULL, 0, 200, "user," PAGE,
+    {"GET", "/api/achievements/", "achievement.list", BR_USER, 0, NULL, 0, 200,
+     "user,search,date__gte,date__lte,ordering," PAGE,
      NULL, "List achievements"},
     {"POST", "/api/achievements/", "achievement.create", BR_USER, 0, "image", 0, 201, NULL,
      "title,description,date", "Add an achievement (JSON, or multipart with an image)"},
@@ -116,7 +121,9 @@ const struct br_route br_routes[] = {
      NULL, "An uploaded file by its content key (raw bytes, immutable)"},
 
     /* profile worker: administration */
-    {"GET", "/api/admin/users/", "admin.list", BR_STAFF, 0, NULL, 0, 200, "search,role," PAGE,
+    {"GET", "/api/admin/users/", "admin.list", BR_STAFF, 0, NULL, 0, 200,
+     "search,role,is_staff,is_active,date_joined__gte,date_joined__lte,last_login__gte,"
+     "last_login__lte,ordering," PAGE,
      NULL, "List every user"},
     {"GET", "/api/admin/users/{id}/", "admin.get", BR_STAFF, 0, NULL, 0, 200, NULL,
      NULL, "A user, with the admin fields"},
@@ -124,11 +131,24 @@ const struct br_route br_routes[] = {
      "role,is_staff,is_active", "Change a user's role, staff flag or active flag"},
     {"DELETE", "/api/admin/users/{id}/", "admin.delete", BR_STAFF, 0, NULL, 0, 204, NULL,
      NULL, "Delete a user"},
+    {"POST", "/api/admin/users/{id}/logout/", "admin.logout_all", BR_STAFF, 0, NULL, 0, 200, NULL,
+     NULL, "Log a user out everywhere (every refresh token revoked)"},
+    {"GET", "/api/admin/audit/", "admin.audit", BR_STAFF, 0, NULL, 0, 200,
+     "object_type,object_id,actor,actor_service,event,channel,request_id,occurred_at__gte,"
+     "occurred_at__lte,search,ordering," PAGE,
+     NULL, "The audit trail: every change of a user, order or payment and every staff action"},
+    {"GET", "/api/admin/dead-letters/", "admin.dead_letters", BR_STAFF, 0, NULL, 0, 200,
+     "command," PAGE, NULL, "Commands in backend.dead, oldest first, secrets masked"},
+    {"POST", "/api/admin/dead-letters/replay/", "admin.replay_dead_letters", BR_STAFF, 0, NULL, 0,
+     200, NULL, "ids", "Put dead letters back on backend.commands"},
+    {"POST", "/api/admin/dead-letters/discard/", "admin.discard_dead_letters", BR_STAFF, 0, NULL,
+     0, 200, NULL, "ids,reason", "Drop dead letters, with the reason (audited)"},
 
     /* order worker */
     {"POST", "/api/orders/", "order.place", BR_USER, 0, NULL, 0, 201, NULL,
      "product_name,quantity,price", "Place an order"},
-    {"GET", "/api/orders/", "order.list", BR_USER, 0, NULL, 0, 200, "status,all," PAGE,
+    {"GET", "/api/orders/", "order.list", BR_USER, 0, NULL, 0, 200,
+     "status,all,user,order_date__gte,order_date__lte,search,ordering," PAGE,
      NULL, "The caller's orders, newest first (staff with all=1: everyone's)"},
     {"GET", "/api/orders/{id}/", "order.get", BR_USER, 0, NULL, 0, 200, NULL,
      NULL, "An order (owner or staff)"},
@@ -138,7 +158,8 @@ const struct br_route br_routes[] = {
     /* payment worker */
     {"POST", "/api/payments/", "payment.initiate", BR_USER, 0, NULL, 0, 201, NULL,
      "order,amount", "Start the payment of a pending order"},
-    {"GET", "/api/payments/", "payment.list", BR_USER, 0, NULL, 0, 200, PAGE,
+    {"GET", "/api/payments/", "payment.list", BR_USER, 0, NULL, 0, 200,
+     "status,order,user,payment_date__gte,payment_date__lte,search,ordering," PAGE,
      NULL, "The caller's payments (staff: all)"},
     {"GET", "/api/payments/{id}/", "payment.get", BR_USER, 0, NULL, 0, 200, NULL,
      NULL, "A payment"},

@@ -4,6 +4,25 @@
 
 #include "workers/profile/profile.h"
 
+/* The list conventions (shared/listing.h); ?user= alone keeps the
+ * statements below. */
+static const struct bk_list_field list_fields[] = {
+    {"id", "a.id", BK_LT_INT, BK_LF_ORDER, NULL},
+    {"user", "a.user_id", BK_LT_INT, BK_LF_EXACT | BK_LF_LENIENT, NULL},
+    {"title", "a.title", BK_LT_TEXT, BK_LF_ORDER | BK_LF_SEARCH, NULL},
+    {"description", "a.description", BK_LT_TEXT, BK_LF_SEARCH, NULL},
+    {"date", "a.date", BK_LT_DATE, BK_LF_ORDER | BK_LF_RANGE, NULL},
+    {NULL, NULL, 0, 0, NULL},
+};
+static const struct bk_list_spec list_spec = {
+    .from = "achievements a",
+    .row = "achievement_json(a, $1)",
+    .order = "a.date DESC, a.id",
+    .tiebreak = "a.id",
+    .fast_args = "user",
+    .fields = list_fields,
+};
+
 static const struct pr_owned achievements = {
     .count_all = "SELECT count(*) FROM achievements",
     .count_user = "SELECT count(*) FROM achievements WHERE user_id = $1",
@@ -14,6 +33,7 @@ static const struct pr_owned achievements = {
     .get = "SELECT achievement_json(a, $2) FROM achievements a WHERE a.id = $1",
     .owner = "SELECT user_id FROM achievements WHERE id = $1 FOR UPDATE",
     .del = "DELETE FROM achievements WHERE id = $1",
+    .list = &list_spec,
 };
 
 struct achievement {

@@ -4,6 +4,25 @@
 
 #include "workers/profile/profile.h"
 
+/* The list conventions (shared/listing.h); ?user= alone keeps the
+ * statements below. */
+static const struct bk_list_field list_fields[] = {
+    {"id", "x.id", BK_LT_INT, BK_LF_ORDER, NULL},
+    {"user", "x.user_id", BK_LT_INT, BK_LF_EXACT | BK_LF_LENIENT, NULL},
+    {"title", "x.title", BK_LT_TEXT, BK_LF_ORDER | BK_LF_SEARCH, NULL},
+    {"issuer", "x.issuer", BK_LT_TEXT, BK_LF_ORDER | BK_LF_SEARCH, NULL},
+    {"date", "x.date", BK_LT_DATE, BK_LF_ORDER | BK_LF_RANGE, NULL},
+    {NULL, NULL, 0, 0, NULL},
+};
+static const struct bk_list_spec list_spec = {
+    .from = "certificates x",
+    .row = "certificate_json(x, $1)",
+    .order = "x.date DESC, x.id",
+    .tiebreak = "x.id",
+    .fast_args = "user",
+    .fields = list_fields,
+};
+
 static const struct pr_owned certificates = {
     .count_all = "SELECT count(*) FROM certificates",
     .count_user = "SELECT count(*) FROM certificates WHERE user_id = $1",
@@ -14,6 +33,7 @@ static const struct pr_owned certificates = {
     .get = "SELECT certificate_json(x, $2) FROM certificates x WHERE x.id = $1",
     .owner = "SELECT user_id FROM certificates WHERE id = $1 FOR UPDATE",
     .del = "DELETE FROM certificates WHERE id = $1",
+    .list = &list_spec,
 };
 
 struct certificate {

@@ -5,6 +5,26 @@
 
 #include "workers/profile/profile.h"
 
+/* The list conventions (shared/listing.h); ?user= alone keeps the
+ * statements below. */
+static const struct bk_list_field list_fields[] = {
+    {"id", "e.id", BK_LT_INT, BK_LF_ORDER, NULL},
+    {"user", "e.user_id", BK_LT_INT, BK_LF_EXACT | BK_LF_LENIENT, NULL},
+    {"degree", "e.degree", BK_LT_TEXT, BK_LF_ORDER | BK_LF_SEARCH, NULL},
+    {"institution", "e.institution", BK_LT_TEXT, BK_LF_ORDER | BK_LF_SEARCH, NULL},
+    {"start_year", "e.start_year", BK_LT_INT, BK_LF_ORDER | BK_LF_EXACT | BK_LF_RANGE, NULL},
+    {"end_year", "e.end_year", BK_LT_INT, BK_LF_ORDER | BK_LF_EXACT | BK_LF_RANGE, NULL},
+    {NULL, NULL, 0, 0, NULL},
+};
+static const struct bk_list_spec list_spec = {
+    .from = "educations e",
+    .row = "education_json(e, $1)",
+    .order = "e.start_year DESC, e.id",
+    .tiebreak = "e.id",
+    .fast_args = "user",
+    .fields = list_fields,
+};
+
 static const struct pr_owned educations = {
     .count_all = "SELECT count(*) FROM educations",
     .count_user = "SELECT count(*) FROM educations WHERE user_id = $1",
@@ -15,6 +35,7 @@ static const struct pr_owned educations = {
     .get = "SELECT education_json(e, $2) FROM educations e WHERE e.id = $1",
     .owner = "SELECT user_id, start_year, end_year FROM educations WHERE id = $1 FOR UPDATE",
     .del = "DELETE FROM educations WHERE id = $1",
+    .list = &list_spec,
 };
 
 struct education {

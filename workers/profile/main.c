@@ -45,6 +45,11 @@ static const struct bk_command commands[] = {
     {"admin.get", admin_get, BK_STAFF, BK_READ},
     {"admin.update", admin_update, BK_STAFF, BK_WRITE},
     {"admin.delete", admin_delete, BK_STAFF, BK_WRITE},
+    {"admin.logout_all", admin_logout_all, BK_STAFF, BK_WRITE},
+    {"admin.audit", admin_audit, BK_STAFF, BK_READ},
+    {"admin.dead_letters", admin_dead_letters, BK_STAFF, BK_READ},
+    {"admin.replay_dead_letters", admin_replay_dead_letters, BK_STAFF, BK_WRITE},
+    {"admin.discard_dead_letters", admin_discard_dead_letters, BK_STAFF, BK_WRITE},
     {NULL, NULL, 0, 0},
 };
 

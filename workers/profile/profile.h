@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shared/listing.h"
 #include "shared/worker.h"
 
 /* ---- upload.c: what an uploaded file is, decided by its content ---------- */
@@ -111,6 +112,9 @@ struct pr_owned {
     const char *get;        /* $1 id, $2 base: the row's JSON */
     const char *owner;      /* $1 id: user_id, FOR UPDATE */
     const char *del;        /* $1 id */
+    /* the list conventions (shared/listing.h); its row may use $1, the
+     * media links' base */
+    const struct bk_list_spec *list;
 };
 /* GET /api/<resource>/?user= paginated (a ?user= that is not a number
  * matches nothing, as the peer's queryset.none()). */
@@ -174,6 +178,12 @@ int admin_list(struct bk_call *c);
 int admin_get(struct bk_call *c);
 int admin_update(struct bk_call *c);
 int admin_delete(struct bk_call *c);
+int admin_logout_all(struct bk_call *c);
+int admin_audit(struct bk_call *c);
+/* dead.c: backend.dead for the staff */
+int admin_dead_letters(struct bk_call *c);
+int admin_replay_dead_letters(struct bk_call *c);
+int admin_discard_dead_letters(struct bk_call *c);
 
 /* The SQL texts of the user lists, built once (prepared by address). */
 int pr_users_sql_init(void);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shared/listing.h"
 #include "shared/password.h"
 #include "shared/validate.h"
 #include "workers/profile/profile.h"
@@ -93,10 +94,55 @@ int pr_users_sql_init(void)
     return 0;
 }
 
+/* The list conventions (shared/listing.h) on both user lists; a request
+ * with only ?search= and ?role= keeps the tuned statements above. */
+#define USER_FIELDS                                                                                \
+    {"id", "u.id", BK_LT_INT, BK_LF_ORDER, NULL},                                                  \
+        {"username", "u.username", BK_LT_TEXT, BK_LF_ORDER, NULL},                                 \
+        {"first_name", "u.first_name", BK_LT_TEXT, BK_LF_ORDER, NULL},                             \
+        {"last_name", "u.last_name", BK_LT_TEXT, BK_LF_ORDER, NULL},                               \
+        {"date_joined", "u.date_joined", BK_LT_TIME, BK_LF_ORDER | BK_LF_RANGE, NULL},             \
+        {"role", "u.role", BK_LT_CHOICE, BK_LF_EXACT | BK_LF_LENIENT, bk_roles},                   \
+        {"search_text", "u.search_text", BK_LT_TEXT, BK_LF_SEARCH, NULL}
+
+static const struct bk_list_field public_fields[] = {USER_FIELDS, {NULL, NULL, 0, 0, NULL}};
+static const struct bk_list_field admin_fields[] = {
+    USER_FIELDS,
+    {"email", "u.email", BK_LT_TEXT, BK_LF_ORDER | BK_LF_SEARCH, NULL},
+    {"is_staff", "u.is_staff", BK_LT_BOOL, BK_LF_EXACT, NULL},
+    {"is_active", "u.is_active", BK_LT_BOOL, BK_LF_EXACT, NULL},
+    {"last_login", "u.last_login", BK_LT_TIME, BK_LF_ORDER | BK_LF_RANGE, NULL},
+    {NULL, NULL, 0, 0, NULL},
+};
+
+static const struct bk_list_spec list_specs[2] = {
+    [PUBLIC] = {.from = "users u",
+                .row = "profile_json(u, $1)",
+                .order = "u.id",
+                .tiebreak = "u.id",
+                .fast_args = "search,role",
+                .fields = public_fields,
+                .each = pr_hide_private},
+    [ADMIN] = {.from = "users u",
+               .row = "admin_user_json(u)",
+               .order = "u.id",
+               .tiebreak = "u.id",
+               .fast_args = "role", /* ?search= looks in emails too: here */
+               .fields = admin_fields},
+};
+
 /* GET /api/users/ and /api/admin/users/: ?search= (every term in username,
  * first or last name, designation or company), ?role=, paginated by id. */
 static int users_list(struct bk_call *c, int scope)
 {
+    if (bk_list_wanted(c, &list_specs[scope])) {
+        /* $1, the media links' base, is named in the condition too, so that
+         * the count statement gives it a type */
+        const char *base = pr_base(c);
+        return scope == PUBLIC ? bk_list_reply(c, &list_specs[scope],
+                                               "u.is_active AND $1::text IS NOT NULL", 1, &base)
+                               : bk_list_reply(c, &list_specs[scope], NULL, 0, NULL);
+    }
     const char *search = bk_arg_str(c, "search", BK_ALLOW_BLANK, 500);
     const char *role = bk_arg_str(c, "role", BK_ALLOW_BLANK, 32);
     struct bk_page p;
@@ -304,9 +350,17 @@ int profile_update(struct bk_call *c)
     if (PQntuples(old) == 0)
         return bk_reply_detail(c, 404, "Not found.");
     json_t *changed = json_array();
+    json_t *changes = json_object(); /* {field: [before, after]}: the audit trail's */
     for (size_t i = 0; i < N_FIELDS; i++)
-        if (v[i] && strcmp(v[i], PQgetvalue(old, 0, (int)i)) != 0)
+        if (v[i] && strcmp(v[i], PQgetvalue(old, 0, (int)i)) != 0) {
+            const char *was = PQgetvalue(old, 0, (int)i);
             json_array_append_new(changed, json_string(fields[i].name));
+            json_object_set_new(changes, fields[i].name,
+                                fields[i].kind == BOOL
+                                    ? json_pack("[b,b]", strcmp(was, "true") == 0,
+                                                strcmp(v[i], "true") == 0)
+                                    : json_pack("[s,s]", was, v[i]));
+        }
 
     PGresult *r = BK_SQL(c,
                          "UPDATE users SET email = coalesce($2, email), "
@@ -324,6 +378,7 @@ int profile_update(struct bk_call *c)
                          v[11], v[12], pr_base(c));
     if (!r) {
         json_decref(changed);
+        json_decref(changes);
         if (strcmp(bk_sql_state(c), "23505") == 0) { /* a concurrent update took the email */
             bk_error(c, "email", "A user with that email already exists.");
             return bk_reply_invalid(c);
@@ -333,9 +388,12 @@ int profile_update(struct bk_call *c)
     if (json_array_size(changed) > 0)
         bk_emit(
             c, "user.updated",
-            json_pack("{s:I, s:o}", "user_id", (json_int_t)c->actor.user_id, "fields", changed));
-    else
+            json_pack("{s:I, s:o, s:o}", "user_id", (json_int_t)c->actor.user_id, "fields", changed,
+                      "changes", changes));
+    else {
         json_decref(changed);
+        json_decref(changes);
+    }
     return reply_detail(c, 200, r);
 }
 
@@ -367,10 +425,12 @@ int profile_delete(struct bk_call *c)
     }
     /* token families, follows, educations... go with the row (ON DELETE
      * CASCADE); blobs nothing refers to any more go with them (triggers) */
-    r = BK_SQL(c, "DELETE FROM users WHERE id = $1", uid);
+    r = BK_SQL(c, "DELETE FROM users u WHERE id = $1 RETURNING admin_user_json(u)", uid);
     if (!r)
         return -1;
-    bk_emit(c, "user.deleted", json_pack("{s:I}", "user_id", (json_int_t)c->actor.user_id));
+    bk_emit(c, "user.deleted",
+            json_pack("{s:I, s:o}", "user_id", (json_int_t)c->actor.user_id, "before",
+                      PQntuples(r) ? pr_parse(c, PQgetvalue(r, 0, 0)) : json_null()));
     return bk_reply(c, 204, json_null());
 }
 
