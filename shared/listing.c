@@ -183,8 +183,8 @@ bool bk_list_wanted(struct bk_call *c, const struct bk_list_spec *spec)
             return true;
         if (field_named(spec, name, len, BK_LF_EXACT))
             return true;
-        if (len > 5 && (memcmp(name + len - 5, "__gte", 5) == 0 ||
-                        memcmp(name + len - 5, "__lte", 5) == 0) &&
+        if (len > 5 &&
+            (memcmp(name + len - 5, "__gte", 5) == 0 || memcmp(name + len - 5, "__lte", 5) == 0) &&
             field_named(spec, name, len - 5, BK_LF_RANGE))
             return true;
     }

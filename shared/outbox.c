@@ -59,9 +59,9 @@ json_t *bk_event_new(const char *event, json_t *data, const char *correlation_id
 
 int bk_event_actor(json_t *ev, long long user_id, const char *service, const char *channel)
 {
-    json_t *a = json_pack("{s:o, s:o, s:s}", "user_id",
-                          user_id > 0 ? json_integer(user_id) : json_null(), "service",
-                          string_or_null(service), "channel", channel);
+    json_t *a =
+        json_pack("{s:o, s:o, s:s}", "user_id", user_id > 0 ? json_integer(user_id) : json_null(),
+                  "service", string_or_null(service), "channel", channel);
     return a ? json_object_set_new(ev, "actor", a) : -1;
 }
 

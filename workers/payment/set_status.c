@@ -70,7 +70,8 @@ int payment_set_status(struct bk_call *c)
     /* the representation, and what changed (the audit trail's) */
     json_error_t err;
     json_t *data = json_loads(PQgetvalue(u, 0, 0), 0, &err);
-    if (!data || json_object_set_new(data, "changes", json_pack("{s:[s,s]}", "status", cur, to)) != 0 ||
+    if (!data ||
+        json_object_set_new(data, "changes", json_pack("{s:[s,s]}", "status", cur, to)) != 0 ||
         bk_emit(c, event, data) != 0)
         return -1;
     return bk_reply_text(c, 200, PQgetvalue(u, 0, 0));

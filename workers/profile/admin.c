@@ -86,10 +86,10 @@ int admin_update(struct bk_call *c)
         if (now[i] && strcmp(now[i], PQgetvalue(old, 0, i)) != 0) {
             const char *was = PQgetvalue(old, 0, i);
             json_array_append_new(changed, json_string(names[i]));
-            json_object_set_new(changes, names[i],
-                                i == 0 ? json_pack("[s,s]", was, now[i])
-                                       : json_pack("[b,b]", strcmp(was, "t") == 0,
-                                                   strcmp(now[i], "t") == 0));
+            json_object_set_new(
+                changes, names[i],
+                i == 0 ? json_pack("[s,s]", was, now[i])
+                       : json_pack("[b,b]", strcmp(was, "t") == 0, strcmp(now[i], "t") == 0));
         }
 
     r = BK_SQL(c,
@@ -120,8 +120,9 @@ int admin_update(struct bk_call *c)
                           "is_staff", strcmp(PQgetvalue(r, 0, 2), "t") == 0, "by",
                           (json_int_t)c->actor.user_id));
     if (json_array_size(changed) > 0)
-        bk_emit(c, "user.updated",
-                json_pack("{s:I, s:o, s:o}", "user_id", uid, "fields", changed, "changes", changes));
+        bk_emit(
+            c, "user.updated",
+            json_pack("{s:I, s:o, s:o}", "user_id", uid, "fields", changed, "changes", changes));
     else {
         json_decref(changed);
         json_decref(changes);

@@ -113,8 +113,7 @@ static json_t *args_of(amqp_bytes_t body)
     const char *why;
     json_t *out = NULL;
     msgpack_unpacked_init(&u);
-    if (bk_codec_unpack(body.bytes, body.len, &u, &why) == 0 &&
-        u.data.type == MSGPACK_OBJECT_MAP) {
+    if (bk_codec_unpack(body.bytes, body.len, &u, &why) == 0 && u.data.type == MSGPACK_OBJECT_MAP) {
         const msgpack_object *a = bk_codec_get(&u.data, "args");
         if (a) {
             out = bk_json_from_msgpack(a);
@@ -149,7 +148,8 @@ static json_t *describe(struct bk_call *c, const amqp_message_t *m, const char *
     header_int(h, "x-bk-first-failure", &first);
     if (!header_int(h, "x-bk-last-failure", &last)) {
         const amqp_table_entry_t *xd = header(h, "x-death");
-        if (xd && xd->value.kind == AMQP_FIELD_KIND_ARRAY && xd->value.value.array.num_entries > 0 &&
+        if (xd && xd->value.kind == AMQP_FIELD_KIND_ARRAY &&
+            xd->value.value.array.num_entries > 0 &&
             xd->value.value.array.entries[0].kind == AMQP_FIELD_KIND_TABLE &&
             header_int(&xd->value.value.array.entries[0].value.table, "time", &last))
             last *= 1000; /* a timestamp: seconds */
@@ -197,12 +197,12 @@ enum action { LIST, REPLAY, DISCARD };
 
 struct scan {
     enum action action;
-    const char *prefix;      /* LIST: only commands starting so */
-    const char **ids;        /* REPLAY, DISCARD: the message ids asked for */
+    const char *prefix; /* LIST: only commands starting so */
+    const char **ids;   /* REPLAY, DISCARD: the message ids asked for */
     int n_ids;
-    json_t *items;           /* described: listed, replayed or discarded */
-    int64_t skipped;         /* LIST: how many did not match the prefix */
-    bool truncated;          /* more than SCAN_MAX were in the queue */
+    json_t *items;   /* described: listed, replayed or discarded */
+    int64_t skipped; /* LIST: how many did not match the prefix */
+    bool truncated;  /* more than SCAN_MAX were in the queue */
     uint64_t confirm_tag;
 };
 
@@ -216,12 +216,23 @@ static bool wanted(const struct scan *s, const char *mid)
 
 static bool is_bookkeeping(amqp_bytes_t key)
 {
-    static const char *const drop[] = {
-        "x-death", "x-delivery-count", "x-first-death-exchange", "x-first-death-queue",
-        "x-first-death-reason", "x-last-death-exchange", "x-last-death-queue",
-        "x-last-death-reason", "x-bk-attempts", "x-bk-delays", "x-bk-first-failure",
-        "x-bk-last-failure", "x-bk-last-error", "x-bk-retry-tier", "x-bk-publisher",
-        "x-bk-replayed-by", NULL};
+    static const char *const drop[] = {"x-death",
+                                       "x-delivery-count",
+                                       "x-first-death-exchange",
+                                       "x-first-death-queue",
+                                       "x-first-death-reason",
+                                       "x-last-death-exchange",
+                                       "x-last-death-queue",
+                                       "x-last-death-reason",
+                                       "x-bk-attempts",
+                                       "x-bk-delays",
+                                       "x-bk-first-failure",
+                                       "x-bk-last-failure",
+                                       "x-bk-last-error",
+                                       "x-bk-retry-tier",
+                                       "x-bk-publisher",
+                                       "x-bk-replayed-by",
+                                       NULL};
     for (int i = 0; drop[i]; i++)
         if (key.len == strlen(drop[i]) && memcmp(key.bytes, drop[i], key.len) == 0)
             return true;
@@ -256,8 +267,8 @@ static int replay(struct bk_call *c, amqp_connection_state_t conn, struct scan *
     p._flags |= AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_USER_ID_FLAG;
     p._flags &= ~(amqp_flags_t)(AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_EXPIRATION_FLAG);
     p.user_id = amqp_cstring_bytes(bk_amqp_user(BK_AMQP_DEAD_LETTERS));
-    if (amqp_basic_publish(conn, 1, amqp_cstring_bytes(BK_EX_COMMANDS),
-                           amqp_cstring_bytes(command), 0, 0, &p, m->body) != AMQP_STATUS_OK ||
+    if (amqp_basic_publish(conn, 1, amqp_cstring_bytes(BK_EX_COMMANDS), amqp_cstring_bytes(command),
+                           0, 0, &p, m->body) != AMQP_STATUS_OK ||
         bk_amqp_wait_confirms(conn, 1, ++s->confirm_tag, 5000) != 0) {
         bk_log(BK_ERROR, c->request_id, "dead letters: republishing %s failed", command);
         return -1;
@@ -305,10 +316,9 @@ static int scan(struct bk_call *c, struct scan *s)
             else
                 s->skipped++;
         } else if (wanted(s, mid)) {
-            step = s->action == REPLAY
-                       ? replay(c, conn, s, &m, command,
-                                json_string_value(json_object_get(d, "publisher")))
-                       : 0;
+            step = s->action == REPLAY ? replay(c, conn, s, &m, command,
+                                                json_string_value(json_object_get(d, "publisher")))
+                                       : 0;
             if (step == 0) {
                 amqp_basic_ack(conn, 1, tag, 0);
                 json_array_append(s->items, d);
@@ -415,11 +425,10 @@ static int finish(struct bk_call *c, struct scan *s, const char *event, const ch
     json_t *it;
     json_array_foreach(s->items, i, it)
     {
-        json_t *data = json_pack("{s:O, s:O, s:O, s:O, s:I}", "message_id",
-                                 json_object_get(it, "message_id"), "command",
-                                 json_object_get(it, "command"), "reason",
-                                 json_object_get(it, "reason"), "args", json_object_get(it, "args"),
-                                 "by", (json_int_t)c->actor.user_id);
+        json_t *data = json_pack(
+            "{s:O, s:O, s:O, s:O, s:I}", "message_id", json_object_get(it, "message_id"), "command",
+            json_object_get(it, "command"), "reason", json_object_get(it, "reason"), "args",
+            json_object_get(it, "args"), "by", (json_int_t)c->actor.user_id);
         if (data && reason)
             json_object_set_new(data, "discard_reason", json_string(reason));
         if (bk_emit(c, event, data) != 0)
