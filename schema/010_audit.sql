@@ -32,7 +32,8 @@ CREATE TABLE audit (
     event_id      uuid NOT NULL UNIQUE,
     event         text NOT NULL,
     occurred_at   timestamptz NOT NULL,
-    object_type   text NOT NULL,           -- user, order, payment, dead_letter
+    object_type   text NOT NULL,           -- user, order, payment, dead_letter,
+                                           -- education, certificate, achievement
     object_id     text NOT NULL,
     actor_id      bigint,                  -- the user who did it; no foreign key:
                                            -- the trail outlives a deleted user
@@ -74,6 +75,9 @@ BEGIN
     ELSIF e LIKE 'dead_letter.%' THEN
         t := 'dead_letter';
         oid := d->>'message_id';
+    ELSIF split_part(e, '.', 1) IN ('education', 'certificate', 'achievement') THEN
+        t := split_part(e, '.', 1);
+        oid := d->>'id';
     ELSE
         RETURN;
     END IF;

@@ -155,6 +155,30 @@ class AuditTrail(unittest.TestCase):
 
 
 class StaffActions(unittest.TestCase):
+    def test_staff_edit_and_delete_profile_items_audited(self):
+        staff, u, other = User(staff=True), User(), User()
+        status, _, edu = u.call("POST", "/api/educations/",
+                                {"degree": "BSc", "institution": "Uni", "start_year": 2010})
+        self.assertEqual(status, 201)
+        status, _, cert = u.call("POST", "/api/certificates/", {"title": "T", "issuer": "I"})
+        self.assertEqual(status, 201)
+        # another user may not; staff may
+        status, _, body = other.call("PATCH", f"/api/educations/{edu['id']}/", {"degree": "X"})
+        self.assertEqual((status, body), (403, FORBIDDEN))
+        status, _, body = staff.call("PATCH", f"/api/educations/{edu['id']}/",
+                                     {"degree": "MSc", "end_year": 2012})
+        self.assertEqual((status, body["degree"], body["user"]), (200, "MSc", u.id))
+        entry = audit(staff, f"object_type=education&object_id={edu['id']}")["results"][0]
+        self.assertEqual((entry["event"], entry["actor"]["user_id"]),
+                         ("education.updated", staff.id))
+        self.assertEqual((entry["before"], entry["after"]),
+                         ({"degree": "BSc", "end_year": None}, {"degree": "MSc", "end_year": 2012}))
+        status, _, _ = staff.call("DELETE", f"/api/certificates/{cert['id']}/")
+        self.assertEqual(status, 204)
+        entry = audit(staff, f"object_type=certificate&object_id={cert['id']}")["results"][0]
+        self.assertEqual((entry["event"], entry["before"]["title"], entry["after"]),
+                         ("certificate.deleted", "T", None))
+
     def test_log_a_user_out_everywhere(self):
         staff, u = User(staff=True), User()
         second = login(u.username)["refresh"]

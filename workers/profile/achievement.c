@@ -24,6 +24,7 @@ static const struct bk_list_spec list_spec = {
 };
 
 static const struct pr_owned achievements = {
+    .name = "achievement",
     .count_all = "SELECT count(*) FROM achievements",
     .count_user = "SELECT count(*) FROM achievements WHERE user_id = $1",
     .page_all = "SELECT achievement_json(a, $1) FROM achievements a "
@@ -97,6 +98,9 @@ int achievement_update(struct bk_call *c)
     int64_t owner = pr_owner(c, achievements.owner, id, true, NULL);
     if (owner <= 0)
         return (int)owner;
+    const char *before = pr_owned_before(c, &achievements, id);
+    if (!before)
+        return -1;
     struct achievement a;
     if (read_achievement(c, pr_partial(c), &a) != 0)
         return -1;
@@ -110,7 +114,7 @@ int achievement_update(struct bk_call *c)
                          "WHERE id = $1 RETURNING achievement_json(achievements, $8)",
                          id, a.title, a.description, a.date_set ? "true" : "false", a.date,
                          a.image_set ? "true" : "false", a.image, pr_base(c));
-    if (!r)
+    if (!r || pr_owned_updated(c, &achievements, id, owner, before, PQgetvalue(r, 0, 0)) != 0)
         return -1;
     return bk_reply_text(c, 200, PQgetvalue(r, 0, 0));
 }

@@ -191,7 +191,8 @@ int admin_logout_all(struct bk_call *c)
 
 /* ---- the audit trail (schema/010_audit.sql) --------------------------------- */
 
-static const char *const object_types[] = {"user", "order", "payment", "dead_letter", NULL};
+static const char *const object_types[] = {"user",      "order",       "payment",     "dead_letter",
+                                           "education", "certificate", "achievement", NULL};
 
 static const struct bk_list_field audit_fields[] = {
     {"id", "x.id", BK_LT_INT, BK_LF_ORDER, NULL},

@@ -24,6 +24,7 @@ static const struct bk_list_spec list_spec = {
 };
 
 static const struct pr_owned certificates = {
+    .name = "certificate",
     .count_all = "SELECT count(*) FROM certificates",
     .count_user = "SELECT count(*) FROM certificates WHERE user_id = $1",
     .page_all = "SELECT certificate_json(x, $1) FROM certificates x "
@@ -99,6 +100,9 @@ int certificate_update(struct bk_call *c)
     int64_t owner = pr_owner(c, certificates.owner, id, true, NULL);
     if (owner <= 0)
         return (int)owner;
+    const char *before = pr_owned_before(c, &certificates, id);
+    if (!before)
+        return -1;
     struct certificate x;
     if (read_certificate(c, pr_partial(c), &x) != 0)
         return -1;
@@ -113,7 +117,7 @@ int certificate_update(struct bk_call *c)
                          "WHERE id = $1 RETURNING certificate_json(certificates, $9)",
                          id, x.title, x.issuer, x.date_set ? "true" : "false", x.date, x.link,
                          x.image_set ? "true" : "false", x.image, pr_base(c));
-    if (!r)
+    if (!r || pr_owned_updated(c, &certificates, id, owner, before, PQgetvalue(r, 0, 0)) != 0)
         return -1;
     return bk_reply_text(c, 200, PQgetvalue(r, 0, 0));
 }

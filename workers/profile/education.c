@@ -26,6 +26,7 @@ static const struct bk_list_spec list_spec = {
 };
 
 static const struct pr_owned educations = {
+    .name = "education",
     .count_all = "SELECT count(*) FROM educations",
     .count_user = "SELECT count(*) FROM educations WHERE user_id = $1",
     .page_all = "SELECT education_json(e, $1) FROM educations e "
@@ -127,6 +128,9 @@ int education_update(struct bk_call *c)
     int64_t owner = pr_owner(c, educations.owner, id, true, &row);
     if (owner <= 0)
         return (int)owner;
+    const char *before = pr_owned_before(c, &educations, id);
+    if (!before)
+        return -1;
     struct education e;
     read_education(c, pr_partial(c), &e);
     if (!bk_failed(c))
@@ -142,7 +146,7 @@ int education_update(struct bk_call *c)
                "WHERE id = $1 RETURNING education_json(educations, $7)",
                id, e.degree, e.institution, num(c, e.has_start, e.start),
                e.has_end ? "true" : "false", num(c, e.has_end && !e.end_null, e.end), pr_base(c));
-    if (!r)
+    if (!r || pr_owned_updated(c, &educations, id, owner, before, PQgetvalue(r, 0, 0)) != 0)
         return -1;
     return bk_reply_text(c, 200, PQgetvalue(r, 0, 0));
 }

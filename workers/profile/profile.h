@@ -97,14 +97,16 @@ const char *pr_arg_date(struct bk_call *c, const char *key, unsigned flags, bool
 /* The owner of a row of an owned resource. sql takes the row id as $1 and
  * returns user_id first (and whatever else the caller needs in *row).
  * Returns the owner id; 0 when the reply is already set (404 when the row
- * does not exist, 403 when check_owner and the caller is not the owner);
- * -1 on a database failure. */
+ * does not exist, 403 when check_owner and the caller is neither the owner
+ * nor staff: staff edit and delete anyone's, as in Django's admin, and the
+ * events of the change name them); -1 on a database failure. */
 int64_t pr_owner(struct bk_call *c, const char *sql, const char *id, bool check_owner,
                  PGresult **row);
 
 /* The statements of one owned resource (educations, certificates,
  * achievements): rows readable by every user, written by their owner. */
 struct pr_owned {
+    const char *name;       /* "education": its events are <name>.updated, <name>.deleted */
     const char *count_all;  /* no parameters */
     const char *count_user; /* $1 user id */
     const char *page_all;   /* $1 base, $2 limit, $3 offset: one JSON row each */
@@ -121,6 +123,13 @@ struct pr_owned {
 int pr_owned_list(struct bk_call *c, const struct pr_owned *o);
 int pr_owned_get(struct bk_call *c, const struct pr_owned *o);
 int pr_owned_delete(struct bk_call *c, const struct pr_owned *o);
+/* The row's JSON text before an update (o->get), for pr_owned_updated;
+ * NULL on a database failure. */
+const char *pr_owned_before(struct bk_call *c, const struct pr_owned *o, const char *id);
+/* Emits <name>.updated {id, user_id, changes: {field: [before, after]}}
+ * when the update changed something (the audit trail's). 0 or -1. */
+int pr_owned_updated(struct bk_call *c, const struct pr_owned *o, const char *id, int64_t owner,
+                     const char *before, const char *after);
 /* A nullable integer field: *set when present (null or a value), *is_null
  * for null; a field error recorded when invalid. */
 void pr_arg_nullable_int(struct bk_call *c, const char *key, int64_t min, int64_t max, bool *set,
