@@ -405,10 +405,13 @@ int bk_list_reply(struct bk_call *c, const struct bk_list_spec *s, const char *s
 
     q->n = 0;
     int lim = param(b, page.limit_s), off = param(b, page.offset_s);
-    /* the rows' JSON after the sort and the limit: PostgreSQL computes an
-     * expensive select list only for the rows it keeps */
-    add(q, "SELECT %s FROM %s WHERE %s ORDER BY %s LIMIT $%d OFFSET $%d", s->row, s->from,
-        b->where.buf, order->buf, lim, off);
+    /* the page's keys first, then the JSON of those rows only: a row's
+     * representation is not built for the rows OFFSET skips */
+    add(q,
+        "SELECT %s FROM %s WHERE %s IN (SELECT %s FROM %s WHERE %s ORDER BY %s LIMIT $%d OFFSET "
+        "$%d) "
+        "ORDER BY %s",
+        s->row, s->from, s->key, s->key, s->from, b->where.buf, order->buf, lim, off, order->buf);
     if (q->overflow || b->where.overflow) {
         bk_log(BK_ERROR, c->request_id, "%s: list statement too long", c->command);
         return -1;

@@ -52,6 +52,7 @@ struct bk_list_field {
 struct bk_list_spec {
     const char *from;     /* "orders o" */
     const char *row;      /* the JSON of one row: "order_json(o)" */
+    const char *key;      /* a unique column: the page is chosen by it first, "o.id" */
     const char *order;    /* the default order: "o.order_date DESC, o.id DESC" */
     const char *tiebreak; /* appended to a client's order, for stable pages: "o.id DESC" */
     /* args the list's fast path reads itself ("status,all"): a request with

@@ -53,6 +53,7 @@ static const struct bk_list_field fields[] = {
 static const struct bk_list_spec spec = {
     .from = "t",
     .row = "row_to_json(t)",
+    .key = "t.id",
     .order = "t.id",
     .tiebreak = "t.id",
     .fast_args = "colour",

@@ -52,6 +52,7 @@ static const struct bk_list_field order_fields[] = {
 static const struct bk_list_spec order_spec = {
     .from = "orders o",
     .row = "order_json(o)",
+    .key = "o.id",
     .order = "o.order_date DESC, o.id DESC",
     .tiebreak = "o.id DESC",
     .fast_args = "status,all",

@@ -33,6 +33,7 @@ static const struct bk_list_field payment_fields[] = {
 static const struct bk_list_spec payment_spec = {
     .from = "payments p JOIN orders o ON o.id = p.order_id",
     .row = "payment_json(p)",
+    .key = "p.id",
     .order = "p.payment_date DESC, p.id DESC",
     .tiebreak = "p.id DESC",
     .fast_args = NULL,

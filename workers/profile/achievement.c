@@ -17,6 +17,7 @@ static const struct bk_list_field list_fields[] = {
 static const struct bk_list_spec list_spec = {
     .from = "achievements a",
     .row = "achievement_json(a, $1)",
+    .key = "a.id",
     .order = "a.date DESC, a.id",
     .tiebreak = "a.id",
     .fast_args = "user",

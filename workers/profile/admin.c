@@ -210,6 +210,7 @@ static const struct bk_list_field audit_fields[] = {
 static const struct bk_list_spec audit_list = {
     .from = "audit x",
     .row = "audit_json(x)",
+    .key = "x.id",
     .order = "x.id DESC",
     .tiebreak = "x.id DESC",
     .fast_args = NULL,

@@ -17,6 +17,7 @@ static const struct bk_list_field list_fields[] = {
 static const struct bk_list_spec list_spec = {
     .from = "certificates x",
     .row = "certificate_json(x, $1)",
+    .key = "x.id",
     .order = "x.date DESC, x.id",
     .tiebreak = "x.id",
     .fast_args = "user",

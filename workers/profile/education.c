@@ -19,6 +19,7 @@ static const struct bk_list_field list_fields[] = {
 static const struct bk_list_spec list_spec = {
     .from = "educations e",
     .row = "education_json(e, $1)",
+    .key = "e.id",
     .order = "e.start_year DESC, e.id",
     .tiebreak = "e.id",
     .fast_args = "user",

@@ -118,6 +118,7 @@ static const struct bk_list_field user_fields[] = {
 static const struct bk_list_spec list_specs[2] = {
     [PUBLIC] = {.from = "users u",
                 .row = "profile_json(u, $1)",
+                .key = "u.id",
                 .order = "u.id",
                 .tiebreak = "u.id",
                 .fast_args = "search,role",
@@ -125,6 +126,7 @@ static const struct bk_list_spec list_specs[2] = {
                 .each = pr_hide_private},
     [ADMIN] = {.from = "users u",
                .row = "admin_user_json(u)",
+               .key = "u.id",
                .order = "u.id",
                .tiebreak = "u.id",
                .fast_args = "role", /* ?search= looks in emails too: here */
