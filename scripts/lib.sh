@@ -147,6 +147,8 @@ bk_export_backend_env() {
     # links in replies point at this instance's own bridge
     export BACKEND_PUBLIC_BASE_URL=http://127.0.0.1:$BK_HTTP_PORT
     export BACKEND_KEY_DIR=$BK_KEY_DIR
+    # the bridge's files (Swagger UI at /api/docs/), whatever the working directory
+    export BACKEND_WEB_DIR=$BK_REPO/web
     # backendctl (and whatever runs beside it) is the admin; bk_start_procs
     # gives each component its own identity
     export BACKEND_AMQP_USER=admin

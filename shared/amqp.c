@@ -501,6 +501,7 @@ int bk_amqp_wait_confirms(amqp_connection_state_t c, amqp_channel_t ch, uint64_t
                           int timeout_ms)
 {
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    bool returned = false; /* the broker sends basic.return before the ack */
     for (;;) {
         amqp_frame_t f;
         int rc = amqp_simple_wait_frame_noblock(c, &f, &tv);
@@ -514,13 +515,14 @@ int bk_amqp_wait_confirms(amqp_connection_state_t c, amqp_channel_t ch, uint64_t
         case AMQP_BASIC_ACK_METHOD: {
             amqp_basic_ack_t *a = f.payload.method.decoded;
             if (a->delivery_tag >= last)
-                return 0;
+                return returned ? 1 : 0;
             break;
         }
         case AMQP_BASIC_NACK_METHOD:
             bk_log(BK_WARN, NULL, "amqp: broker nacked a publish");
             return -1;
         case AMQP_BASIC_RETURN_METHOD: {
+            returned = true;
             amqp_message_t m;
             if (amqp_read_message(c, ch, &m, 0).reply_type == AMQP_RESPONSE_NORMAL)
                 amqp_destroy_message(&m);

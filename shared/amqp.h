@@ -103,7 +103,9 @@ int bk_amqp_check(amqp_rpc_reply_t r, const char *what);
 
 /* Publisher confirms on a connection of its own (rabbitmq-c 0.11 has no
  * amqp_publisher_confirm_wait): waits until every tag up to last is acked.
- * Returns 0, or -1 on a nack, a timeout or a broken connection. */
+ * Returns 0, 1 when the broker returned a mandatory publish (basic.return:
+ * no queue serves its routing key; the broker still acks it), or -1 on a
+ * nack, a timeout or a broken connection. */
 int bk_amqp_wait_confirms(amqp_connection_state_t c, amqp_channel_t ch, uint64_t last,
                           int timeout_ms);
 

@@ -136,6 +136,10 @@ static const struct key KEYS[] = {
           "localhost, 127.0.0.1)"),
     TYPED("cors_allowed_origins", T_ORIGINS, NULL,
           "origins a browser may call from (CORS); unset: none"),
+    STR("web_dir", "web",
+        "folder of the files the bridge serves (the repository's web/: Swagger UI from "
+        "node_modules, installed by scripts/setup, and our pages); relative to the working "
+        "directory"),
     /* workers */
     INT("worker_copies", "2", 1, 32, "copies of each worker process (competing consumers)"),
     INT("auth_copies", NULL, 1, 32, "copies of the auth worker (default worker_copies)"),

@@ -8,17 +8,7 @@
 #include <string.h>
 
 #include "shared/codec.h"
-
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
+#include "shared/util.h"
 
 /* Copies s[0..len) into q->buf decoded as Python's unquote_plus: '+' is a
  * space, %XX a byte, a malformed % stays as it is. NULL when it does not fit
@@ -31,8 +21,9 @@ static const char *decode_into(struct bk_link_query *q, const char *s, size_t le
         char ch = s[i];
         if (ch == '+') {
             ch = ' ';
-        } else if (ch == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            ch = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+        } else if (ch == '%' && i + 2 < len && bk_hex_value(s[i + 1]) >= 0 &&
+                   bk_hex_value(s[i + 2]) >= 0) {
+            ch = (char)(bk_hex_value(s[i + 1]) * 16 + bk_hex_value(s[i + 2]));
             i += 2;
         }
         if (ch == '\0' || o + 1 >= room)

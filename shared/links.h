@@ -4,8 +4,8 @@
  * Host header (which the client chooses). Its path and query come from the
  * request target the bridge forwards (path?query as the client sent it), or,
  * for a command published over AMQP without one, from the command's row in
- * the route table (shared/routes.h) with its {params} and documented query
- * parameters filled from args. The functions here are pure: no config, no
+ * the route table (shared/routes.h) with its {params} and its declared query
+ * parameters (shared/contract.h) filled from args. The functions here are pure: no config, no
  * call state, so that the unit tests pin the exact strings.
  */
 #ifndef BK_LINKS_H

@@ -5,182 +5,180 @@
 #include <stdio.h>
 #include <string.h>
 
-#define PAGE "page,page_size"
-
+/* Rows name the fields at the end of struct br_route (static_dir...) only
+ * where they use them: zero is what they mean elsewhere. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 /* clang-format off */
 const struct br_route br_routes[] = {
-    /* method, pattern, command, auth, flags, upload, max_body, status, query, body, summary */
+    /* method, pattern, command, auth, flags, max_body, status, summary: a route's body and
+     * query fields are its command's declared args (shared/contract.c) */
 
     /* auth worker */
-    {"POST", "/api/auth/register/", "auth.register", BR_ANYONE, 0, NULL, 0, 201, NULL,
-     "username,email,password,password2,first_name,last_name,role", "Register a user"},
-    {"POST", "/api/auth/login/", "auth.login", BR_ANYONE, BR_NO_STORE, NULL, 0, 200, NULL,
-     "username,email,password", "Log in by username or email: a refresh and an access token"},
-    {"POST", "/api/auth/token/refresh/", "auth.refresh", BR_ANYONE, BR_NO_STORE, NULL, 0, 200,
-     NULL, "refresh", "Rotate a refresh token: a new access and refresh token"},
-    {"POST", "/api/auth/token/verify/", "auth.verify", BR_ANYONE, 0, NULL, 0, 200, NULL,
-     "token", "Verify a token"},
-    {"POST", "/api/auth/logout/", "auth.logout", BR_USER, 0, NULL, 0, 200, NULL,
-     "refresh", "Revoke a refresh token"},
-    {"POST", "/api/auth/logout/all/", "auth.logout_all", BR_USER, 0, NULL, 0, 200, NULL,
-     NULL, "Revoke every refresh token of the caller"},
-    {"POST", "/api/auth/password/change/", "auth.change_password", BR_USER, BR_NO_STORE, NULL, 0,
-     200, NULL, "old_password,new_password,new_password2",
+    {"POST", "/api/auth/register/", "auth.register", BR_ANYONE, 0, 0, 201,
+     "Register a user"},
+    {"POST", "/api/auth/login/", "auth.login", BR_ANYONE, BR_NO_STORE, 0, 200,
+     "Log in by username or email: a refresh and an access token"},
+    {"POST", "/api/auth/token/refresh/", "auth.refresh", BR_ANYONE, BR_NO_STORE, 0, 200,
+     "Rotate a refresh token: a new access and refresh token"},
+    {"POST", "/api/auth/token/verify/", "auth.verify", BR_ANYONE, 0, 0, 200,
+     "Verify a token"},
+    {"POST", "/api/auth/logout/", "auth.logout", BR_USER, 0, 0, 200,
+     "Revoke a refresh token"},
+    {"POST", "/api/auth/logout/all/", "auth.logout_all", BR_USER, 0, 0, 200,
+     "Revoke every refresh token of the caller"},
+    {"POST", "/api/auth/password/change/", "auth.change_password", BR_USER, BR_NO_STORE, 0, 200,
      "Change the password: a fresh token pair"},
-    {"GET", "/api/auth/jwks.json", "auth.jwks", BR_ANYONE, 0, NULL, 0, 200, NULL,
-     NULL, "The token verification keys (JWKS)"},
-    {"POST", "/api/auth/password/reset/", "auth.reset_password", BR_ANYONE, 0, NULL, 0, 202, NULL,
-     "email", "Request a password reset mail"},
-    {"POST", "/api/auth/password/reset/confirm/", "auth.reset_password_confirm", BR_ANYONE, 0,
-     NULL, 0, 200, NULL, "uid,token,new_password,new_password2",
+    {"GET", "/api/auth/jwks.json", "auth.jwks", BR_ANYONE, 0, 0, 200,
+     "The token verification keys (JWKS)"},
+    {"POST", "/api/auth/password/reset/", "auth.reset_password", BR_ANYONE, 0, 0, 202,
+     "Request a password reset mail"},
+    {"POST", "/api/auth/password/reset/confirm/", "auth.reset_password_confirm", BR_ANYONE, 0, 0, 200,
      "Set a new password with a reset token"},
 
     /* profile worker: users and the caller's profile */
-    {"GET", "/api/users/", "profile.list", BR_USER, 0, NULL, 0, 200,
-     "search,role,date_joined__gte,date_joined__lte,ordering," PAGE,
-     NULL, "List users"},
-    {"GET", "/api/users/{id}/", "profile.get", BR_USER, 0, NULL, 0, 200, NULL,
-     NULL, "A user's profile with educations, certificates, achievements and resume"},
-    {"GET", "/api/users/{id}/resume/", "resume.get", BR_USER, 0, NULL, 0, 200, NULL,
-     NULL, "A user's resume"},
-    {"POST", "/api/users/{id}/follow/", "profile.follow", BR_USER, 0, NULL, 0, 201, NULL,
-     NULL, "Follow a user (200 when already following)"},
-    {"DELETE", "/api/users/{id}/follow/", "profile.unfollow", BR_USER, 0, NULL, 0, 204, NULL,
-     NULL, "Unfollow a user"},
-    {"GET", "/api/users/{id}/followers/", "profile.followers", BR_USER, 0, NULL, 0, 200, PAGE,
-     NULL, "A user's followers"},
-    {"GET", "/api/users/{id}/following/", "profile.following", BR_USER, 0, NULL, 0, 200, PAGE,
-     NULL, "The users a user follows"},
-    {"GET", "/api/profile/", "profile.me", BR_USER, 0, NULL, 0, 200, NULL,
-     NULL, "The caller's profile"},
-    {"PUT", "/api/profile/", "profile.update", BR_USER, 0, NULL, 0, 200, NULL,
-     "first_name,last_name,about,linkedin,github,phone_no,address,designation,company,"
-     "is_student,is_alumni,is_faculty", "Replace the caller's profile"},
-    {"PATCH", "/api/profile/", "profile.update", BR_USER, 0, NULL, 0, 200, NULL,
-     "first_name,last_name,about,linkedin,github,phone_no,address,designation,company,"
-     "is_student,is_alumni,is_faculty", "Update some fields of the caller's profile"},
-    {"DELETE", "/api/profile/", "profile.delete", BR_USER, 0, NULL, 0, 204, NULL,
-     "password", "Delete the caller's account"},
-    {"PUT", "/api/profile/picture/", "profile.set_picture", BR_USER, 0, "file", 0, 200, NULL,
-     NULL, "Upload the profile picture (PNG, JPEG, GIF or WebP)"},
-    {"DELETE", "/api/profile/picture/", "profile.clear_picture", BR_USER, 0, NULL, 0, 204, NULL,
-     NULL, "Remove the profile picture"},
+    {"GET", "/api/users/", "profile.list", BR_USER, 0, 0, 200,
+     "List users"},
+    {"GET", "/api/users/{id}/", "profile.get", BR_USER, 0, 0, 200,
+     "A user's profile with educations, certificates, achievements and resume"},
+    {"GET", "/api/users/{id}/resume/", "resume.get", BR_USER, 0, 0, 200,
+     "A user's resume"},
+    {"POST", "/api/users/{id}/follow/", "profile.follow", BR_USER, 0, 0, 201,
+     "Follow a user (200 when already following)"},
+    {"DELETE", "/api/users/{id}/follow/", "profile.unfollow", BR_USER, 0, 0, 204,
+     "Unfollow a user"},
+    {"GET", "/api/users/{id}/followers/", "profile.followers", BR_USER, 0, 0, 200,
+     "A user's followers"},
+    {"GET", "/api/users/{id}/following/", "profile.following", BR_USER, 0, 0, 200,
+     "The users a user follows"},
+    {"GET", "/api/profile/", "profile.me", BR_USER, 0, 0, 200,
+     "The caller's profile"},
+    {"PUT", "/api/profile/", "profile.update", BR_USER, 0, 0, 200,
+     "Replace the caller's profile"},
+    {"PATCH", "/api/profile/", "profile.update", BR_USER, 0, 0, 200,
+     "Update some fields of the caller's profile"},
+    {"DELETE", "/api/profile/", "profile.delete", BR_USER, 0, 0, 204,
+     "Delete the caller's account"},
+    {"PUT", "/api/profile/picture/", "profile.set_picture", BR_USER, BR_MULTIPART, 0, 200,
+     "Upload the profile picture (PNG, JPEG, GIF or WebP)"},
+    {"DELETE", "/api/profile/picture/", "profile.clear_picture", BR_USER, 0, 0, 204,
+     "Remove the profile picture"},
 
     /* profile worker: educations, certificates, achievements, resume */
-    {"GET", "/api/educations/", "education.list", BR_USER, 0, NULL, 0, 200,
-     "user,search,start_year,start_year__gte,start_year__lte,end_year,end_year__gte,"
-     "end_year__lte,ordering," PAGE,
-     NULL, "List educations"},
-    {"POST", "/api/educations/", "education.create", BR_USER, 0, NULL, 0, 201, NULL,
-     "degree,institution,start_year,end_year", "Add an education"},
-    {"GET", "/api/educations/{id}/", "education.get", BR_USER, 0, NULL, 0, 200, NULL,
-     NULL, "An education"},
-    {"PUT", "/api/educations/{id}/", "education.update", BR_USER, 0, NULL, 0, 200, NULL,
-     "degree,institution,start_year,end_year", "Replace an education (owner)"},
-    {"PATCH", "/api/educations/{id}/", "education.update", BR_USER, 0, NULL, 0, 200, NULL,
-     "degree,institution,start_year,end_year", "Update an education (owner)"},
-    {"DELETE", "/api/educations/{id}/", "education.delete", BR_USER, 0, NULL, 0, 204, NULL,
-     NULL, "Delete an education (owner)"},
+    {"GET", "/api/educations/", "education.list", BR_USER, 0, 0, 200,
+     "List educations"},
+    {"POST", "/api/educations/", "education.create", BR_USER, 0, 0, 201,
+     "Add an education"},
+    {"GET", "/api/educations/{id}/", "education.get", BR_USER, 0, 0, 200,
+     "An education"},
+    {"PUT", "/api/educations/{id}/", "education.update", BR_USER, 0, 0, 200,
+     "Replace an education (owner)"},
+    {"PATCH", "/api/educations/{id}/", "education.update", BR_USER, 0, 0, 200,
+     "Update an education (owner)"},
+    {"DELETE", "/api/educations/{id}/", "education.delete", BR_USER, 0, 0, 204,
+     "Delete an education (owner)"},
 
-    {"GET", "/api/certificates/", "certificate.list", BR_USER, 0, NULL, 0, 200,
-     "user,search,date__gte,date__lte,ordering," PAGE,
-     NULL, "List certificates"},
-    {"POST", "/api/certificates/", "certificate.create", BR_USER, 0, "image", 0, 201, NULL,
-     "title,issuer,date,link", "Add a certificate (JSON, or multipart with an image)"},
-    {"GET", "/api/certificates/{id}/", "certificate.get", BR_USER, 0, NULL, 0, 200, NULL,
-     NULL, "A certificate"},
-    {"PUT", "/api/certificates/{id}/", "certificate.update", BR_USER, 0, "image", 0, 200, NULL,
-     "title,issuer,date,link", "Replace a certificate (owner)"},
-    {"PATCH", "/api/certificates/{id}/", "certificate.update", BR_USER, 0, "image", 0, 200, NULL,
-     "title,issuer,date,link", "Update a certificate (owner)"},
-    {"DELETE", "/api/certificates/{id}/", "certificate.delete", BR_USER, 0, NULL, 0, 204, NULL,
-     NULL, "Delete a certificate (owner)"},
+    {"GET", "/api/certificates/", "certificate.list", BR_USER, 0, 0, 200,
+     "List certificates"},
+    {"POST", "/api/certificates/", "certificate.create", BR_USER, BR_MULTIPART, 0, 201,
+     "Add a certificate (JSON, or multipart with an image)"},
+    {"GET", "/api/certificates/{id}/", "certificate.get", BR_USER, 0, 0, 200,
+     "A certificate"},
+    {"PUT", "/api/certificates/{id}/", "certificate.update", BR_USER, BR_MULTIPART, 0, 200,
+     "Replace a certificate (owner)"},
+    {"PATCH", "/api/certificates/{id}/", "certificate.update", BR_USER, BR_MULTIPART, 0, 200,
+     "Update a certificate (owner)"},
+    {"DELETE", "/api/certificates/{id}/", "certificate.delete", BR_USER, 0, 0, 204,
+     "Delete a certificate (owner)"},
 
-    {"GET", "/api/achievements/", "achievement.list", BR_USER, 0, NULL, 0, 200,
-     "user,search,date__gte,date__lte,ordering," PAGE,
-     NULL, "List achievements"},
-    {"POST", "/api/achievements/", "achievement.create", BR_USER, 0, "image", 0, 201, NULL,
-     "title,description,date", "Add an achievement (JSON, or multipart with an image)"},
-    {"GET", "/api/achievements/{id}/", "achievement.get", BR_USER, 0, NULL, 0, 200, NULL,
-     NULL, "An achievement"},
-    {"PUT", "/api/achievements/{id}/", "achievement.update", BR_USER, 0, "image", 0, 200, NULL,
-     "title,description,date", "Replace an achievement (owner)"},
-    {"PATCH", "/api/achievements/{id}/", "achievement.update", BR_USER, 0, "image", 0, 200, NULL,
-     "title,description,date", "Update an achievement (owner)"},
-    {"DELETE", "/api/achievements/{id}/", "achievement.delete", BR_USER, 0, NULL, 0, 204, NULL,
-     NULL, "Delete an achievement (owner)"},
+    {"GET", "/api/achievements/", "achievement.list", BR_USER, 0, 0, 200,
+     "List achievements"},
+    {"POST", "/api/achievements/", "achievement.create", BR_USER, BR_MULTIPART, 0, 201,
+     "Add an achievement (JSON, or multipart with an image)"},
+    {"GET", "/api/achievements/{id}/", "achievement.get", BR_USER, 0, 0, 200,
+     "An achievement"},
+    {"PUT", "/api/achievements/{id}/", "achievement.update", BR_USER, BR_MULTIPART, 0, 200,
+     "Replace an achievement (owner)"},
+    {"PATCH", "/api/achievements/{id}/", "achievement.update", BR_USER, BR_MULTIPART, 0, 200,
+     "Update an achievement (owner)"},
+    {"DELETE", "/api/achievements/{id}/", "achievement.delete", BR_USER, 0, 0, 204,
+     "Delete an achievement (owner)"},
 
-    {"GET", "/api/resume/", "resume.get", BR_USER, 0, NULL, 0, 200, NULL,
-     NULL, "The caller's resume"},
-    {"PUT", "/api/resume/", "resume.update", BR_USER, 0, "file", 0, 200, NULL,
-     NULL, "Upload the caller's resume (PDF)"},
-    {"DELETE", "/api/resume/", "resume.delete", BR_USER, 0, NULL, 0, 204, NULL,
-     NULL, "Delete the caller's resume"},
+    {"GET", "/api/resume/", "resume.get", BR_USER, 0, 0, 200,
+     "The caller's resume"},
+    {"PUT", "/api/resume/", "resume.update", BR_USER, BR_MULTIPART, 0, 200,
+     "Upload the caller's resume (PDF)"},
+    {"DELETE", "/api/resume/", "resume.delete", BR_USER, 0, 0, 204,
+     "Delete the caller's resume"},
 
-    {"GET", "/api/media/{key}", "media.get", BR_ANYONE, BR_RAW, NULL, 0, 200, NULL,
-     NULL, "An uploaded file by its content key (raw bytes, immutable)"},
+    {"GET", "/api/media/{key}", "media.get", BR_ANYONE, BR_RAW, 0, 200,
+     "An uploaded file by its content key (raw bytes, immutable)"},
 
     /* profile worker: administration */
-    {"GET", "/api/admin/users/", "admin.list", BR_STAFF, 0, NULL, 0, 200,
-     "search,role,is_staff,is_active,date_joined__gte,date_joined__lte,last_login__gte,"
-     "last_login__lte,ordering," PAGE,
-     NULL, "List every user"},
-    {"GET", "/api/admin/users/{id}/", "admin.get", BR_STAFF, 0, NULL, 0, 200, NULL,
-     NULL, "A user, with the admin fields"},
-    {"PATCH", "/api/admin/users/{id}/", "admin.update", BR_STAFF, 0, NULL, 0, 200, NULL,
-     "role,is_staff,is_active", "Change a user's role, staff flag or active flag"},
-    {"DELETE", "/api/admin/users/{id}/", "admin.delete", BR_STAFF, 0, NULL, 0, 204, NULL,
-     NULL, "Delete a user"},
-    {"POST", "/api/admin/users/{id}/logout/", "admin.logout_all", BR_STAFF, 0, NULL, 0, 200, NULL,
-     NULL, "Log a user out everywhere (every refresh token revoked)"},
-    {"GET", "/api/admin/audit/", "admin.audit", BR_STAFF, 0, NULL, 0, 200,
-     "object_type,object_id,actor,actor_service,event,channel,request_id,occurred_at__gte,"
-     "occurred_at__lte,search,ordering," PAGE,
-     NULL, "The audit trail: every change of a user, order or payment and every staff action"},
-    {"GET", "/api/admin/dead-letters/", "admin.dead_letters", BR_STAFF, 0, NULL, 0, 200,
-     "command," PAGE, NULL, "Commands in backend.dead, oldest first, secrets masked"},
-    {"POST", "/api/admin/dead-letters/replay/", "admin.replay_dead_letters", BR_STAFF, 0, NULL, 0,
-     200, NULL, "ids", "Put dead letters back on backend.commands"},
-    {"POST", "/api/admin/dead-letters/discard/", "admin.discard_dead_letters", BR_STAFF, 0, NULL,
-     0, 200, NULL, "ids,reason", "Drop dead letters, with the reason (audited)"},
+    {"GET", "/api/admin/users/", "admin.list", BR_STAFF, 0, 0, 200,
+     "List every user"},
+    {"GET", "/api/admin/users/{id}/", "admin.get", BR_STAFF, 0, 0, 200,
+     "A user, with the admin fields"},
+    {"PATCH", "/api/admin/users/{id}/", "admin.update", BR_STAFF, 0, 0, 200,
+     "Change a user's role, staff flag or active flag"},
+    {"DELETE", "/api/admin/users/{id}/", "admin.delete", BR_STAFF, 0, 0, 204,
+     "Delete a user"},
+    {"POST", "/api/admin/users/{id}/logout/", "admin.logout_all", BR_STAFF, 0, 0, 200,
+     "Log a user out everywhere (every refresh token revoked)"},
+    {"GET", "/api/admin/audit/", "admin.audit", BR_STAFF, 0, 0, 200,
+     "The audit trail: every change of a user, order, payment or profile item and every staff "
+     "action, newest first"},
+    {"GET", "/api/admin/dead-letters/", "admin.dead_letters", BR_STAFF, 0, 0, 200,
+     "Commands in backend.dead, oldest first, secrets masked"},
+    {"POST", "/api/admin/dead-letters/replay/", "admin.replay_dead_letters", BR_STAFF, 0, 0, 200,
+     "Put dead letters back on backend.commands"},
+    {"POST", "/api/admin/dead-letters/discard/", "admin.discard_dead_letters", BR_STAFF, 0, 0, 200,
+     "Drop dead letters, with the reason (audited)"},
 
     /* order worker */
-    {"POST", "/api/orders/", "order.place", BR_USER, 0, NULL, 0, 201, NULL,
-     "product_name,quantity,price", "Place an order"},
-    {"GET", "/api/orders/", "order.list", BR_USER, 0, NULL, 0, 200,
-     "status,all,user,order_date__gte,order_date__lte,search,ordering," PAGE,
-     NULL, "The caller's orders, newest first (staff with all=1: everyone's)"},
-    {"GET", "/api/orders/{id}/", "order.get", BR_USER, 0, NULL, 0, 200, NULL,
-     NULL, "An order (owner or staff)"},
-    {"PATCH", "/api/orders/{id}/", "order.set_status", BR_USER, 0, NULL, 0, 200, NULL,
-     "status", "Change an order's status"},
+    {"POST", "/api/orders/", "order.place", BR_USER, 0, 0, 201,
+     "Place an order"},
+    {"GET", "/api/orders/", "order.list", BR_USER, 0, 0, 200,
+     "The caller's orders, newest first (staff with all=1: everyone's)"},
+    {"GET", "/api/orders/{id}/", "order.get", BR_USER, 0, 0, 200,
+     "An order (owner or staff)"},
+    {"PATCH", "/api/orders/{id}/", "order.set_status", BR_USER, 0, 0, 200,
+     "Change an order's status"},
 
     /* payment worker */
-    {"POST", "/api/payments/", "payment.initiate", BR_USER, 0, NULL, 0, 201, NULL,
-     "order,amount", "Start the payment of a pending order"},
-    {"GET", "/api/payments/", "payment.list", BR_USER, 0, NULL, 0, 200,
-     "status,order,user,payment_date__gte,payment_date__lte,search,ordering," PAGE,
-     NULL, "The caller's payments (staff: all)"},
-    {"GET", "/api/payments/{id}/", "payment.get", BR_USER, 0, NULL, 0, 200, NULL,
-     NULL, "A payment"},
-    {"PUT", "/api/payments/{id}/", "payment.set_status", BR_STAFF_OR_SERVICE, 0, NULL, 0, 200,
-     NULL, "status", "Set a payment's status"},
-    {"PATCH", "/api/payments/{id}/", "payment.set_status", BR_STAFF_OR_SERVICE, 0, NULL, 0, 200,
-     NULL, "status", "Set a payment's status"},
+    {"POST", "/api/payments/", "payment.initiate", BR_USER, 0, 0, 201,
+     "Start the payment of a pending order"},
+    {"GET", "/api/payments/", "payment.list", BR_USER, 0, 0, 200,
+     "The caller's payments (staff: all)"},
+    {"GET", "/api/payments/{id}/", "payment.get", BR_USER, 0, 0, 200,
+     "A payment"},
+    {"PUT", "/api/payments/{id}/", "payment.set_status", BR_STAFF_OR_SERVICE, 0, 0, 200,
+     "Set a payment's status"},
+    {"PATCH", "/api/payments/{id}/", "payment.set_status", BR_STAFF_OR_SERVICE, 0, 0, 200,
+     "Set a payment's status"},
 
     /* the bridge itself */
-    {"GET", "/api/health/", "health", BR_ANYONE, BR_LOCAL | BR_ANY_HOST, NULL, 0, 200, NULL,
-     NULL, "Readiness: 200 when the broker, the database and every worker are up, else 503"},
-    {"GET", "/api/health/live", "live", BR_ANYONE, BR_LOCAL | BR_ANY_HOST, NULL, 0, 200, NULL,
-     NULL, "Liveness: 200 while the bridge serves"},
-    {"GET", "/api/openapi.json", "openapi", BR_ANYONE, BR_LOCAL, NULL, 0, 200, NULL,
-     NULL, "This API as OpenAPI 3.0"},
-    {"GET", "/api/docs/", "docs", BR_ANYONE, BR_LOCAL, NULL, 0, 200, NULL,
-     NULL, "An interactive page for this API"},
+    {"GET", "/api/health/", "health", BR_ANYONE, BR_LOCAL | BR_ANY_HOST, 0, 200,
+     "Readiness: 200 when the broker, the database and every worker are up, else 503"},
+    {"GET", "/api/health/live", "live", BR_ANYONE, BR_LOCAL | BR_ANY_HOST, 0, 200,
+     "Liveness: 200 while the bridge serves"},
+    {"GET", "/api/openapi.json", "openapi", BR_ANYONE, BR_LOCAL, 0, 200,
+     "This API as OpenAPI 3.1"},
+    {"GET", "/api/asyncapi.json", "asyncapi", BR_ANYONE, BR_LOCAL, 0, 200,
+     "The same commands and the events over AMQP, as AsyncAPI 3.0"},
+    /* files (BR_STATIC, under web_dir): Swagger UI as npm installed it, then
+     * our page; the more specific prefix first */
+    {"GET", "/api/docs/swagger-ui/", "docs.swagger_ui", BR_ANYONE, BR_LOCAL | BR_STATIC, 0, 200,
+     "Swagger UI's files (swagger-ui-dist, pinned in web/package-lock.json)",
+     .static_dir = "node_modules/swagger-ui-dist"},
+    {"GET", "/api/docs/", "docs", BR_ANYONE, BR_LOCAL | BR_STATIC, 0, 200,
+     "An interactive page for this API (Swagger UI)",
+     .static_dir = "docs", .static_index = "index.html"},
 
-    {NULL, NULL, NULL, 0, 0, NULL, 0, 0, NULL, NULL, NULL},
+    {NULL, NULL, NULL, 0, 0, 0, 0, NULL},
 };
 /* clang-format on */
+#pragma GCC diagnostic pop
 
 /* Length of s without one trailing slash (but "/" stays "/"). */
 static size_t trimmed_len(const char *s, size_t n)
@@ -232,13 +230,41 @@ bool br_routes_pattern_match(const char *pattern, const char *path, struct br_ma
     return true;
 }
 
+/* A BR_STATIC row: the prefix itself, with or without its slash, or any
+ * path below it. */
+static bool static_match(const char *prefix, const char *path, struct br_match *m)
+{
+    size_t n = strlen(prefix), plen = strnlen(path, BR_MAX_PATH + 1);
+    if (n < 2 || prefix[n - 1] != '/' || plen > BR_MAX_PATH || strncmp(prefix, path, n - 1) != 0)
+        return false;
+    const char *rest = path + n - 1; /* at the prefix's slash, or at the end */
+    if (*rest != '\0' && *rest != '/')
+        return false;
+    if (*rest == '/')
+        rest++;
+    if (m) {
+        m->n_params = 1;
+        m->params[0].name = "path";
+        m->params[0].name_len = 4;
+        m->params[0].value = rest;
+        m->params[0].value_len = strlen(rest);
+    }
+    return true;
+}
+
+bool br_routes_row_match(const struct br_route *r, const char *path, struct br_match *m)
+{
+    return (r->flags & BR_STATIC) ? static_match(r->pattern, path, m)
+                                  : br_routes_pattern_match(r->pattern, path, m);
+}
+
 enum br_match_result br_routes_match(const char *method, const char *path, struct br_match *m)
 {
     bool path_known = false;
     if (strcmp(method, "HEAD") == 0)
         method = "GET";
     for (const struct br_route *r = br_routes; r->method; r++) {
-        if (!br_routes_pattern_match(r->pattern, path, m))
+        if (!br_routes_row_match(r, path, m))
             continue;
         path_known = true;
         if (strcmp(r->method, method) == 0) {
@@ -265,12 +291,11 @@ size_t br_routes_allow(const char *path, char *out, size_t n)
         return 0;
     out[0] = '\0';
     for (const struct br_route *r = br_routes; r->method; r++) {
-        if (!br_routes_pattern_match(r->pattern, path, NULL))
+        if (!br_routes_row_match(r, path, NULL))
             continue;
         bool seen = false;
         for (const struct br_route *q = br_routes; q < r; q++)
-            if (strcmp(q->method, r->method) == 0 &&
-                br_routes_pattern_match(q->pattern, path, NULL))
+            if (strcmp(q->method, r->method) == 0 && br_routes_row_match(q, path, NULL))
                 seen = true;
         if (seen)
             continue;

@@ -23,6 +23,14 @@
  * Cache-Control; the If-None-Match request header goes to the worker as the
  * arg "if_none_match". Any other status of a BR_RAW row is JSON as usual.
  *
+ * Rows flagged BR_STATIC (with BR_LOCAL) serve files: the pattern is a
+ * prefix ("/api/docs/"), and every path under it names a file under
+ * static_dir, a folder below the web_dir setting (workers/bridge/static.h
+ * says which names are accepted); the prefix itself serves static_index
+ * (NULL: 404), and the prefix without its slash redirects to it (relative
+ * links in the page must resolve under the prefix). GET and HEAD only; the
+ * part after the prefix is the param "path".
+ *
  * PUT and PATCH: the bridge sets the arg "partial" (true for PATCH, false for
  * PUT) on every PUT and PATCH row, overriding the client's, so a handler
  * shared by both (*.update) knows which one it serves. */
@@ -45,21 +53,27 @@ enum br_route_flags {
     BR_LOCAL = 2,    /* answered by the bridge itself; command names the local handler */
     BR_NO_STORE = 4, /* the answer may carry tokens: Cache-Control: no-store */
     BR_ANY_HOST = 8, /* answered whatever the Host header: probes connect by address */
+    /* multipart/form-data allowed: the command's declared file field
+     * (BK_T_BINARY in shared/contract.c) comes as a file part */
+    BR_MULTIPART = 0x100,
+    BR_STATIC = 16, /* files under static_dir (see above); always with BR_LOCAL */
 };
 
 struct br_route {
     const char *method;  /* "GET", "POST", "PUT", "PATCH", "DELETE" */
     const char *pattern; /* "/api/orders/{id}/", written with its slash as in the contract */
-    const char
-        *command; /* routing key "order.get"; BR_LOCAL: "health", "live", "openapi", "docs" */
+    const char *command; /* routing key "order.get"; BR_LOCAL: "health", "live", "openapi",
+                            "asyncapi", "docs" */
     enum br_auth auth;
     unsigned flags;
-    const char *upload; /* multipart/form-data allowed: the file field's name; NULL: JSON only */
-    size_t max_body;    /* bytes; 0: http_max_json_bytes, or http_max_upload_bytes for multipart */
-    int status;         /* documented success status */
-    const char *query;  /* documented query parameters, comma-separated, or NULL */
-    const char *body;   /* documented JSON body fields, comma-separated, or NULL */
+    size_t max_body; /* bytes; 0: http_max_json_bytes, or http_max_upload_bytes for multipart */
+    int status;      /* documented success status */
     const char *summary;
+    /* A route's body and query fields, their types and limits are its
+     * command's declared arguments (shared/contract.h): never listed here. */
+    /* BR_STATIC rows only (set them by name: other issues add fields here too) */
+    const char *static_dir;   /* folder below web_dir, "node_modules/swagger-ui-dist" */
+    const char *static_index; /* file served for the prefix itself, "index.html", or NULL */
 };
 
 /* The table, ending with a zeroed row. */
@@ -105,5 +119,10 @@ const struct br_route *br_routes_find(const struct br_route *from, const char *c
 /* True when pattern matches path by the rules above (method aside); params
  * may be NULL. Exposed for the OpenAPI generator and the tests. */
 bool br_routes_pattern_match(const char *pattern, const char *path, struct br_match *m);
+
+/* True when row r matches path, method aside: br_routes_pattern_match, or
+ * for a BR_STATIC row its prefix rule (the param "path" is what follows the
+ * prefix's slash, maybe empty). m may be NULL. */
+bool br_routes_row_match(const struct br_route *r, const char *path, struct br_match *m);
 
 #endif

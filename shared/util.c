@@ -95,6 +95,42 @@ void bk_rfc3339(int64_t us, char out[32])
     snprintf(out + n, 32 - n, ".%06dZ", (int)(us % 1000000));
 }
 
+int bk_hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+bool bk_etag_list_has(const char *list, size_t len, const char *etag)
+{
+    if (!list || !etag)
+        return false;
+    const char *p = list, *end = list + len;
+    size_t elen = strlen(etag);
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        const char *t = p;
+        while (p < end && *p != ',')
+            p++;
+        const char *te = p;
+        while (te > t && (te[-1] == ' ' || te[-1] == '\t'))
+            te--;
+        if (te - t == 1 && *t == '*')
+            return true;
+        if (te - t > 2 && t[0] == 'W' && t[1] == '/')
+            t += 2;
+        if ((size_t)(te - t) == elen && memcmp(t, etag, elen) == 0)
+            return true;
+    }
+    return false;
+}
+
 bool bk_request_id_valid(const char *s, size_t len)
 {
     if (!s || len == 0 || len > BK_REQUEST_ID_MAX)

@@ -27,6 +27,14 @@ bool bk_uuid_valid(const char *s, size_t len);
 #define BK_REQUEST_ID_MAX 64
 bool bk_request_id_valid(const char *s, size_t len);
 
+/* The value of a hex digit (0-15), or -1. */
+int bk_hex_value(char c);
+
+/* Whether an If-None-Match value (list[0..len): entity tags separated by
+ * commas, or "*") names etag (quoted, "\"abc\""); weak tags compare weakly,
+ * as RFC 9110 asks for GET and HEAD. */
+bool bk_etag_list_has(const char *list, size_t len, const char *etag);
+
 /* RFC 3339 UTC with microseconds of a wall clock time in µs, 27 chars + NUL. */
 void bk_rfc3339(int64_t us, char out[32]);
 

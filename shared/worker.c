@@ -18,6 +18,7 @@
 #include "shared/amqp.h"
 #include "shared/codec.h"
 #include "shared/config.h"
+#include "shared/contract.h"
 #include "shared/json.h"
 #include "shared/jwt.h"
 #include "shared/links.h"
@@ -28,6 +29,19 @@
 #include "shared/util.h"
 
 #define MAX_RESULTS 64
+#define MAX_ARGS    32 /* declared arguments of one command */
+
+/* One declared argument as the runtime read it (bk_in_*). */
+struct bk_value {
+    const struct bk_field *f;
+    bool set;      /* sent and valid (null included) */
+    bool is_null;  /* sent as null (or "" where that means null) */
+    const char *s; /* strings, choices, dates, ids: NUL-terminated in the arena */
+    int64_t i;     /* integers; decimals in cents */
+    bool b;
+    const void *bin;
+    size_t len;
+};
 
 struct bk_call_state {
     void **allocs; /* the call's arena: everything freed when the call ends */
@@ -47,6 +61,10 @@ struct bk_call_state {
     json_t *events; /* [[name, body-bytes-as-msgpack-sbuffer]...] kept as json for simplicity */
     char sqlstate[6];
     char constraint[64];
+    const struct bk_command_decl *decl; /* set by bk_call_validate */
+    bool partial;
+    int n_vals;
+    struct bk_value vals[MAX_ARGS];
 };
 
 static volatile sig_atomic_t stopping;
@@ -455,6 +473,328 @@ const char *bk_arg_id(struct bk_call *c, const char *key)
         return NULL;
     }
     return bk_strf(c, "%lld", (long long)v);
+}
+
+/* ---- declared arguments (shared/contract.h) ------------------------------- */
+
+static bool is_blank_str(const msgpack_object *o)
+{
+    return o->type == MSGPACK_OBJECT_STR && o->via.str.size == 0;
+}
+
+static bool leap(int y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* Django's parse_date: \d{4}-\d{1,2}-\d{1,2} and a real calendar day, as
+ * YYYY-MM-DD in the arena; NULL when malformed. */
+static const char *read_date(struct bk_call *c, const msgpack_object *o)
+{
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > 10)
+        return NULL;
+    char buf[11];
+    memcpy(buf, o->via.str.ptr, o->via.str.size);
+    buf[o->via.str.size] = '\0';
+    int y = 0, m = 0, d = 0, i = 0;
+    for (int k = 0; k < 4; k++, i++) {
+        if (!isdigit((unsigned char)buf[i]))
+            return NULL;
+        y = y * 10 + buf[i] - '0';
+    }
+    if (buf[i++] != '-')
+        return NULL;
+    for (int k = 0; k < 2 && isdigit((unsigned char)buf[i]); k++, i++)
+        m = m * 10 + buf[i] - '0';
+    if (buf[i++] != '-')
+        return NULL;
+    int ds = i;
+    for (int k = 0; k < 2 && isdigit((unsigned char)buf[i]); k++, i++)
+        d = d * 10 + buf[i] - '0';
+    if (i == ds || buf[i] != '\0')
+        return NULL;
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (y < 1 || m < 1 || m > 12 || d < 1 || d > days[m - 1] + (m == 2 && leap(y)))
+        return NULL;
+    return bk_strf(c, "%04d-%02d-%02d", y, m, d);
+}
+
+void bk_error_no_object(struct bk_call *c, const char *key, const char *pk)
+{
+    json_array_append_new(
+        bk_errors_of(c, key),
+        json_string(bk_strf(c, "Invalid pk \"%s\" - object does not exist.", pk)));
+}
+
+/* DRF's PrimaryKeyRelatedField: the id as a decimal string, or NULL with
+ * DRF's message recorded. Strings are read as Python's int() reads them
+ * (surrounding spaces, a sign); what is not a row id at all (0, negative,
+ * beyond bigint) does not exist. */
+static const char *read_pk(struct bk_call *c, const char *key, bool required)
+{
+    const msgpack_object *o = bk_codec_get(c->args, key);
+    if (!o) {
+        if (required)
+            bk_error(c, key, "This field is required.");
+        return NULL;
+    }
+    if (o->type == MSGPACK_OBJECT_NIL || is_blank_str(o)) {
+        bk_error(c, key, "This field may not be null."); /* DRF turns "" into None */
+        return NULL;
+    }
+    const char *echo;
+    long long v = 0;
+    bool is_int = false;
+    switch (o->type) {
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        echo = bk_strf(c, "%llu", (unsigned long long)o->via.u64);
+        is_int = o->via.u64 <= (uint64_t)INT64_MAX;
+        v = is_int ? (long long)o->via.u64 : 0;
+        break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        echo = bk_strf(c, "%lld", (long long)o->via.i64);
+        break;
+    case MSGPACK_OBJECT_STR: {
+        echo = bk_strf(c, "%.*s", (int)o->via.str.size, o->via.str.ptr);
+        const char *p = echo;
+        while (isspace((unsigned char)*p))
+            p++;
+        const char *digits = p + (*p == '+' || *p == '-');
+        const char *q = digits;
+        while (isdigit((unsigned char)*q))
+            q++;
+        const char *end = q;
+        while (isspace((unsigned char)*q))
+            q++;
+        if (end == digits || *q || strlen(echo) != o->via.str.size) {
+            bk_error(c, key, "Incorrect type. Expected pk value, received str.");
+            return NULL;
+        }
+        errno = 0;
+        v = strtoll(p, NULL, 10);
+        is_int = errno == 0;
+        break;
+    }
+    default: {
+        const char *type = o->type == MSGPACK_OBJECT_BOOLEAN ? "bool"
+                           : o->type == MSGPACK_OBJECT_ARRAY ? "list"
+                           : o->type == MSGPACK_OBJECT_MAP   ? "dict"
+                           : o->type == MSGPACK_OBJECT_BIN   ? "bytes"
+                                                             : "float";
+        bk_error(c, key, "Incorrect type. Expected pk value, received %s.", type);
+        return NULL;
+    }
+    }
+    if (!is_int || v <= 0) {
+        bk_error_no_object(c, key, echo);
+        return NULL;
+    }
+    return bk_strf(c, "%lld", v);
+}
+
+/* Reads one declared argument into v, recording DRF's message when it is
+ * invalid. The order of checks is DRF's: presence, null, type, limits, then
+ * the format's validator. */
+static void read_arg(struct bk_call *c, const struct bk_field *f, bool partial, struct bk_value *v)
+{
+    const char *key = f->name;
+    bool required = (f->flags & BK_F_REQUIRED) && !partial;
+    unsigned flags = required ? BK_REQUIRED : BK_OPTIONAL;
+    const msgpack_object *raw = bk_codec_get(c->args, key);
+    bool present = raw != NULL, nil = raw && raw->type == MSGPACK_OBJECT_NIL;
+    v->f = f;
+
+    /* an explicit null on a field that takes none (allow_null=False) */
+    if (nil && !required && (f->flags & BK_F_NULL_IS_ERROR)) {
+        bk_error(c, key, "This field may not be null.");
+        return;
+    }
+    switch (f->type) {
+    case BK_T_STRING:
+        if (f->format == BK_FMT_DATE) {
+            if (!present) {
+                if (required)
+                    bk_error(c, key, "This field is required.");
+            } else if (nil || is_blank_str(raw)) {
+                v->set = v->is_null = true; /* null, or "" from a form: no date */
+            } else if ((v->s = read_date(c, raw)) != NULL) {
+                v->set = true;
+            } else {
+                bk_error(c, key, "%s", bk_contract_format_message(BK_FMT_DATE));
+            }
+            return;
+        }
+        if (f->flags & BK_F_BLANK)
+            flags |= BK_ALLOW_BLANK;
+        if (f->flags & BK_F_NO_TRIM)
+            flags |= BK_NO_TRIM;
+        v->s = bk_arg_str(c, key, flags, f->max ? (size_t)f->max : SIZE_MAX);
+        if (v->s && f->format != BK_FMT_NONE && !bk_contract_format_ok(f->format, v->s)) {
+            bk_error(c, key, "%s", bk_contract_format_message(f->format));
+            v->s = NULL;
+        }
+        v->set = v->s != NULL;
+        v->is_null = nil;
+        return;
+    case BK_T_INTEGER:
+        if ((f->flags & BK_F_NULLABLE) && (nil || (raw && is_blank_str(raw)))) {
+            v->set = v->is_null = true; /* null, or "" from a form, is no value */
+            return;
+        }
+        v->set = bk_arg_int(c, key, flags, f->min || f->max ? f->min : INT64_MIN,
+                            f->min || f->max ? f->max : INT64_MAX, &v->i);
+        return;
+    case BK_T_BOOLEAN:
+        v->set = bk_arg_bool(c, key, flags, &v->b);
+        return;
+    case BK_T_DECIMAL:
+        v->set = bk_arg_money(c, key, flags, (int)f->max, f->min, &v->i);
+        return;
+    case BK_T_CHOICE:
+        v->s = bk_arg_choice(c, key, flags, f->choices);
+        v->set = v->s != NULL;
+        return;
+    case BK_T_BINARY:
+        if (!present || nil) {
+            v->set = v->is_null = nil;
+            if (required)
+                bk_error(c, key, "No file was submitted.");
+            return;
+        }
+        v->bin = bk_arg_bin(c, key, BK_OPTIONAL, (size_t)f->max, &v->len);
+        v->set = v->bin != NULL;
+        return;
+    case BK_T_ID:
+        if (required || present) {
+            v->s = bk_arg_id(c, key);
+            v->set = v->s != NULL;
+        }
+        return;
+    case BK_T_PK:
+        v->s = read_pk(c, key, required);
+        v->set = v->s != NULL;
+        return;
+    case BK_T_PAGE: {
+        struct bk_page p;
+        bk_page_args(c, &p); /* a bad page is recorded; the handler reads p again */
+        return;
+    }
+    default:
+        return; /* output only */
+    }
+}
+
+struct validation {
+    struct bk_call *c;
+};
+
+static int validate_one(const struct bk_field *f, void *ctx)
+{
+    struct bk_call *c = ((struct validation *)ctx)->c;
+    struct bk_call_state *st = c->st;
+    if (st->n_vals == MAX_ARGS) {
+        bk_log(BK_ERROR, c->request_id, "%s: more than %d declared args", c->command, MAX_ARGS);
+        return -1;
+    }
+    struct bk_value *v = &st->vals[st->n_vals++];
+    memset(v, 0, sizeof *v);
+    v->f = f;
+    if (f->flags & (BK_F_LENIENT | BK_F_HEADER))
+        return 0; /* the handler reads it (bk_arg), or the runtime did (partial) */
+    read_arg(c, f, st->partial, v);
+    return 0;
+}
+
+void bk_call_validate(struct bk_call *c)
+{
+    struct bk_call_state *st = c->st;
+    st->decl = bk_contract_command(c->command);
+    st->n_vals = 0;
+    if (!st->decl)
+        return;
+    /* DRF's partial update: PATCH (or an update over AMQP without the flag)
+     * leaves out what it does not change */
+    st->partial = false;
+    if (st->decl->flags & BK_C_PARTIAL) {
+        const msgpack_object *o = bk_arg(c, "partial");
+        st->partial = !(o && o->type == MSGPACK_OBJECT_BOOLEAN && !o->via.boolean);
+    }
+    struct validation x = {c};
+    bk_contract_each_arg(st->decl, validate_one, &x);
+}
+
+/* The value of a declared argument; a handler reading one its command does
+ * not declare is a bug the test build stops on. */
+static const struct bk_value *value_of(struct bk_call *c, const char *key)
+{
+    for (int i = 0; i < c->st->n_vals; i++)
+        if (strcmp(c->st->vals[i].f->name, key) == 0)
+            return &c->st->vals[i];
+    bk_log(BK_ERROR, c->request_id, "%s reads the undeclared arg \"%s\"", c->command, key);
+#ifdef BK_TEST_HOOKS
+    abort();
+#endif
+    return NULL;
+}
+
+const char *bk_in_str(struct bk_call *c, const char *key)
+{
+    const struct bk_value *v = value_of(c, key);
+    return v && v->set ? v->s : NULL;
+}
+
+bool bk_in_int(struct bk_call *c, const char *key, int64_t *out)
+{
+    const struct bk_value *v = value_of(c, key);
+    if (!v || !v->set || v->is_null || (v->f->type != BK_T_INTEGER && v->f->type != BK_T_DECIMAL))
+        return false;
+    *out = v->i;
+    return true;
+}
+
+bool bk_in_bool(struct bk_call *c, const char *key, bool *out)
+{
+    const struct bk_value *v = value_of(c, key);
+    if (!v || !v->set || v->is_null || v->f->type != BK_T_BOOLEAN)
+        return false;
+    *out = v->b;
+    return true;
+}
+
+bool bk_in_money(struct bk_call *c, const char *key, int64_t *cents)
+{
+    return bk_in_int(c, key, cents);
+}
+
+const void *bk_in_bin(struct bk_call *c, const char *key, size_t *len)
+{
+    const struct bk_value *v = value_of(c, key);
+    if (!v || !v->set || v->is_null)
+        return NULL;
+    *len = v->len;
+    return v->bin;
+}
+
+bool bk_in_set(struct bk_call *c, const char *key)
+{
+    const struct bk_value *v = value_of(c, key);
+    return v && v->set;
+}
+
+bool bk_in_null(struct bk_call *c, const char *key)
+{
+    const struct bk_value *v = value_of(c, key);
+    return v && v->is_null;
+}
+
+bool bk_in_partial(struct bk_call *c)
+{
+    return c->st->partial;
+}
+
+bool bk_not_found(const struct bk_call *c)
+{
+    return c->st->not_found;
 }
 
 /* ---- SQL and events ------------------------------------------------------- */
@@ -1187,6 +1527,7 @@ static enum outcome run_write(struct runtime *rt, const struct delivery *d,
     }
     if (bk_db_simple(rt->db, "BEGIN") != 0)
         goto retry;
+    bk_call_validate(c);
     int rc = cmd->handler(c);
     if (rc != 0 || !c->st->replied || c->st->status >= 500) {
         what = "the handler failed";
@@ -1248,6 +1589,7 @@ out:
 static enum outcome run_read(struct runtime *rt, const struct delivery *d,
                              const struct bk_command *cmd, struct bk_call *c)
 {
+    bk_call_validate(c);
     int rc = cmd->handler(c);
     if (rc != 0 || !c->st->replied || c->st->status >= 500)
         return failure(rt, "the handler failed", c->st->sqlstate);
@@ -1833,6 +2175,12 @@ int bk_worker_main(const char *name, const struct bk_command *commands, int (*in
     bk_log_init(name);
     if (sodium_init() < 0)
         return 2;
+    /* a command without a declaration would run unvalidated and undocumented */
+    for (const struct bk_command *cmd = commands; cmd->name; cmd++)
+        if (!bk_contract_command(cmd->name)) {
+            bk_log(BK_ERROR, NULL, "%s is not declared in shared/contract.c", cmd->name);
+            return 2;
+        }
     char key[64];
     snprintf(key, sizeof key, "%s_copies", name);
     /* <name>_copies, else worker_copies; config.c bounds both to 1..MAX_COPIES */
@@ -2124,11 +2472,14 @@ static int link_parts(struct bk_call *c, char *prefix, size_t n, struct bk_link_
         if (k >= 0 && (size_t)k < n && (!qm || bk_link_query_parse(q, qm + 1, strlen(qm + 1)) == 0))
             return 0;
     }
+    char keys[512]; /* the command's declared query parameters */
+    if (bk_contract_names(bk_contract_command(c->command), BK_F_QUERY, 0, keys, sizeof keys) < 0)
+        return -1;
     for (const struct br_route *r = br_routes_find(NULL, c->command, "GET"); r;
          r = br_routes_find(r + 1, c->command, "GET")) {
         memset(q, 0, sizeof *q);
         if (bk_link_fill(prefix, n, c->public_base, r->pattern, c->args) >= 0 &&
-            bk_link_query_from_args(q, r->query, c->args) == 0)
+            bk_link_query_from_args(q, keys, c->args) == 0)
             return 0;
     }
     return -1;

@@ -11,11 +11,12 @@
  * then replies to reply_to, on a connection of its own, and acks. A relay
  * thread publishes the outbox with publisher confirms.
  *
- * A handler is validation, SQL and a reply:
+ * A handler is SQL and a reply; its arguments were validated against the
+ * command's declaration (shared/contract.h) before it runs:
  *
  *     static int order_get(struct bk_call *c)
  *     {
- *         const char *id = bk_arg_id(c, "id");
+ *         const char *id = bk_in_str(c, "id");
  *         if (bk_failed(c))
  *             return bk_reply_invalid(c);
  *         PGresult *r = BK_SQL(c, "SELECT ... WHERE id = $1", id);
@@ -152,6 +153,41 @@ bool bk_arg_money(struct bk_call *c, const char *key, unsigned flags, int max_di
                   int64_t min_cents, int64_t *cents);
 /* "1234.50" in the arena: cents as SQL numeric text. */
 const char *bk_money_str(struct bk_call *c, int64_t cents);
+
+/* ---- declared arguments ---------------------------------------------------- */
+
+/* Every command's arguments are declared once, with their types and limits,
+ * in shared/contract.c. Before the handler runs, the runtime reads each one
+ * with the bk_arg_* reader its type calls for and records DRF's message for
+ * what is invalid (bk_call_validate); the handler then takes the typed values
+ * with bk_in_* and keeps only what a declaration cannot say: rules across
+ * fields and checks that need the database. Field errors are not replied by
+ * the runtime: a handler still decides when to answer with
+ * bk_reply_invalid (DRF looks an object up, 404 or 403, before it validates
+ * an update's body; unique checks add their messages to the field errors).
+ * Reading an argument the command does not declare is a bug: logged, and
+ * fatal in the test build. */
+void bk_call_validate(struct bk_call *c);
+
+/* A string, choice, date (YYYY-MM-DD), row id or pk (decimal text), or NULL
+ * when absent, null or invalid. */
+const char *bk_in_str(struct bk_call *c, const char *key);
+/* An integer, or a decimal in cents: false when absent, null or invalid. */
+bool bk_in_int(struct bk_call *c, const char *key, int64_t *out);
+bool bk_in_money(struct bk_call *c, const char *key, int64_t *cents);
+bool bk_in_bool(struct bk_call *c, const char *key, bool *out);
+/* An uploaded file's bytes (valid for the call), or NULL. */
+const void *bk_in_bin(struct bk_call *c, const char *key, size_t *len);
+/* Sent and valid, null included (a null date or end_year clears it). */
+bool bk_in_set(struct bk_call *c, const char *key);
+/* Sent as null (or "" where a form means null). */
+bool bk_in_null(struct bk_call *c, const char *key);
+/* A partial update (PATCH, or an *.update over AMQP without partial: false). */
+bool bk_in_partial(struct bk_call *c);
+/* A malformed path id or page was recorded (the reply will be a 404). */
+bool bk_not_found(const struct bk_call *c);
+/* Records DRF's 'Invalid pk "<pk>" - object does not exist.' under key. */
+void bk_error_no_object(struct bk_call *c, const char *key, const char *pk);
 
 /* ---- lists ---------------------------------------------------------------- */
 

@@ -1,10 +1,12 @@
 /* libFuzzer harness: any bytes through the bounded decoder and, when they
- * decode, through the JSON conversion the bridge applies to replies and
- * through every argument reader a handler uses. */
+ * decode, through the JSON conversion the bridge applies to replies,
+ * through every argument reader, and as the args of every declared command
+ * through the runtime's validation and the typed values handlers read. */
 #include <stddef.h>
 #include <stdint.h>
 
 #include "shared/codec.h"
+#include "shared/contract.h"
 #include "shared/json.h"
 #include "shared/worker.h"
 
@@ -32,6 +34,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         bk_reply_invalid(c);
         bk_call_free(c);
+        for (const struct bk_command_decl *d = bk_contract_commands; d->name; d++) {
+            c = bk_call_new(&u.data);
+            c->command = d->name;
+            bk_call_validate(c);
+            for (const struct bk_field *f = d->input ? d->input->fields : d->args; f && f->name;
+                 f++) {
+                int64_t v;
+                bool b;
+                size_t n;
+                if (f->flags & BK_F_READ_ONLY)
+                    continue;
+                bk_in_str(c, f->name);
+                bk_in_int(c, f->name, &v);
+                bk_in_bool(c, f->name, &b);
+                bk_in_bin(c, f->name, &n);
+                bk_in_null(c, f->name);
+            }
+            bk_reply_invalid(c);
+            bk_call_free(c);
+        }
     }
     msgpack_unpacked_destroy(&u);
     return 0;

@@ -162,12 +162,18 @@ def service_account(name, publish=None, subscribe=None):
             return f.read().strip()
 
 
+class Unroutable(Exception):
+    """The broker returned a mandatory command: no queue serves its routing key."""
+
+
 def amqp_call(command, args, token=None, message_id=None, headers=None, timeout=5,
               raw_body=None, expiration=None, correlation_id=None, user=SERVICE, password=None,
               user_id=_ME):
     """Publish a command to backend.commands and wait for its reply (direct
     reply-to). Returns the decoded reply {"status": int, "body": ...}; raises
-    TimeoutError when none arrives within timeout seconds.
+    TimeoutError when none arrives within timeout seconds, Unroutable at once when
+    the broker returns the command (published mandatory, as the contract asks of
+    every publisher: no queue serves its routing key).
 
     raw_body: bytes published instead of the msgpack envelope
     {"v": 1, "auth": token, "args": args}. headers: AMQP headers (e.g.
@@ -187,14 +193,21 @@ def amqp_call(command, args, token=None, message_id=None, headers=None, timeout=
             if props.correlation_id == corr:
                 replies.append(payload)
 
+        def on_return(_ch, method, _props, _payload):
+            returned.append(f"{method.reply_code} {method.reply_text}")
+
+        returned = []
         ch.basic_consume("amq.rabbitmq.reply-to", on_reply, auto_ack=True)
-        ch.basic_publish(COMMANDS_EXCHANGE, command, body, pika.BasicProperties(
+        ch.add_on_return_callback(on_return)
+        ch.basic_publish(COMMANDS_EXCHANGE, command, body, mandatory=True, properties=pika.BasicProperties(
             content_type="application/msgpack", delivery_mode=2,
             message_id=message_id or str(uuid.uuid4()), correlation_id=corr,
             reply_to="amq.rabbitmq.reply-to", headers=headers, expiration=expiration,
             timestamp=int(time.time()), user_id=user if user_id is _ME else user_id))
         deadline = time.monotonic() + timeout
         while not replies:
+            if returned:
+                raise Unroutable(f"{command}: returned by the broker ({returned[0]})")
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"no reply to {command} within {timeout}s")

@@ -317,7 +317,7 @@ class OpenAPI(unittest.TestCase):
         assert hdrs["content-type"].startswith("application/json")
 
     def test_document(self):
-        self.assertTrue(self.doc["openapi"].startswith("3.0"))
+        self.assertEqual(self.doc["openapi"], "3.1.0")
         self.assertIn("bearerAuth", self.doc["components"]["securitySchemes"])
 
     def test_every_contract_route_is_described(self):

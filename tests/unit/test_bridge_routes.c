@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "shared/amqp.h"
+#include "shared/contract.h"
 #include "workers/bridge/request.c"
 #include "shared/routes.c"
 
@@ -55,9 +56,17 @@ static void table_is_well_formed(void **state)
         }
         if (r->flags & BR_RAW)
             assert_string_equal(r->method, "GET");
-        if (r->upload)
+        if (r->flags & BR_MULTIPART)
             assert_true(strcmp(r->method, "POST") == 0 || strcmp(r->method, "PUT") == 0 ||
                         strcmp(r->method, "PATCH") == 0);
+        /* every command is declared (shared/contract.c); multipart exactly
+         * where the declaration has a file field */
+        if (!(r->flags & BR_LOCAL)) {
+            const struct bk_command_decl *d = bk_contract_command(r->command);
+            if (!d)
+                fail_msg("%s is not declared", r->command);
+            assert_int_equal(bk_contract_file(d) != NULL, (r->flags & BR_MULTIPART) != 0);
+        }
 
         /* no two rows for one method and path: the second would never match */
         for (const struct br_route *q = br_routes; q < r; q++) {
@@ -142,6 +151,8 @@ static const struct expect contract[] = {
     {"GET", "/api/health/", "health"},
     {"GET", "/api/health/live", "live"},
     {"GET", "/api/openapi.json", "openapi"},
+    {"GET", "/api/asyncapi.json", "asyncapi"},
+    {"GET", "/api/docs/swagger-ui/swagger-ui.css", "docs.swagger_ui"},
     {"GET", "/api/docs/", "docs"},
     {NULL, NULL, NULL},
 };
@@ -164,19 +175,31 @@ static void every_contract_route_is_there(void **state)
     assert_int_equal(rows, table);
 }
 
+/* The declared file field of route's command, or NULL. */
+static const char *upload_field(const struct br_route *route)
+{
+    const struct bk_command_decl *d = bk_contract_command(route->command);
+    assert_non_null(d);
+    const struct bk_field *f = bk_contract_file(d);
+    return f ? f->name : NULL;
+}
+
 static void upload_routes(void **state)
 {
     struct br_match m;
     assert_int_equal(br_routes_match("PUT", "/api/profile/picture/", &m), BR_MATCH_OK);
-    assert_string_equal(m.route->upload, "file");
+    assert_true(m.route->flags & BR_MULTIPART);
+    assert_string_equal(upload_field(m.route), "file");
     assert_int_equal(br_routes_match("PUT", "/api/resume", &m), BR_MATCH_OK);
-    assert_string_equal(m.route->upload, "file");
+    assert_string_equal(upload_field(m.route), "file");
     assert_int_equal(br_routes_match("POST", "/api/certificates/", &m), BR_MATCH_OK);
-    assert_string_equal(m.route->upload, "image");
+    assert_string_equal(upload_field(m.route), "image");
     assert_int_equal(br_routes_match("PATCH", "/api/achievements/1/", &m), BR_MATCH_OK);
-    assert_string_equal(m.route->upload, "image");
+    assert_true(m.route->flags & BR_MULTIPART);
+    assert_string_equal(upload_field(m.route), "image");
     assert_int_equal(br_routes_match("POST", "/api/educations/", &m), BR_MATCH_OK);
-    assert_null(m.route->upload);
+    assert_false(m.route->flags & BR_MULTIPART);
+    assert_null(upload_field(m.route));
     assert_int_equal(br_routes_match("GET", "/api/media/abc", &m), BR_MATCH_OK);
     assert_true(m.route->flags & BR_RAW);
 }

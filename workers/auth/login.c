@@ -111,9 +111,9 @@ static int count_failure(struct bk_call *c, const char *key)
 
 int auth_login(struct bk_call *c)
 {
-    const char *username = bk_arg_str(c, "username", BK_OPTIONAL, 150);
-    const char *email = bk_arg_str(c, "email", BK_OPTIONAL, 254);
-    const char *password = bk_arg_str(c, "password", BK_REQUIRED | BK_NO_TRIM, 4096);
+    const char *username = bk_in_str(c, "username");
+    const char *email = bk_in_str(c, "email");
+    const char *password = bk_in_str(c, "password");
     if (!username && !email && !bk_arg_present(c, "username") && !bk_arg_present(c, "email"))
         bk_error(c, "username", "This field is required.");
     if (bk_failed(c))

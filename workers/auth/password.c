@@ -46,9 +46,9 @@ static int set_password(struct bk_call *c, const char *user_id, const char *pw)
 
 int auth_change_password(struct bk_call *c)
 {
-    const char *old = bk_arg_str(c, "old_password", BK_REQUIRED | BK_NO_TRIM, 4096);
-    const char *pw = bk_arg_str(c, "new_password", BK_REQUIRED | BK_NO_TRIM, 4096);
-    const char *pw2 = bk_arg_str(c, "new_password2", BK_REQUIRED | BK_NO_TRIM, 4096);
+    const char *old = bk_in_str(c, "old_password");
+    const char *pw = bk_in_str(c, "new_password");
+    const char *pw2 = bk_in_str(c, "new_password2");
     const char *id = c->actor.id;
     PGresult *r = BK_SQL(c,
                          "SELECT password, username, email, first_name, last_name, is_staff, "
@@ -80,11 +80,9 @@ int auth_change_password(struct bk_call *c)
 
 int auth_reset_password(struct bk_call *c)
 {
-    const char *email = bk_arg_str(c, "email", BK_REQUIRED, 254);
     /* DRF's EmailField refuses a malformed address before the view runs; only
      * a well-formed one gets the 202 that does not tell whether it is known */
-    if (email && !bk_valid_email(email))
-        bk_error(c, "email", "Enter a valid email address.");
+    const char *email = bk_in_str(c, "email");
     if (bk_failed(c))
         return bk_reply_invalid(c);
     /* the same statements run whether or not the address is known (a decoy
@@ -126,10 +124,10 @@ int auth_reset_password(struct bk_call *c)
 
 int auth_reset_password_confirm(struct bk_call *c)
 {
-    const char *uid = bk_arg_str(c, "uid", BK_REQUIRED, 64);
-    const char *token = bk_arg_str(c, "token", BK_REQUIRED, 128);
-    const char *pw = bk_arg_str(c, "new_password", BK_REQUIRED | BK_NO_TRIM, 4096);
-    const char *pw2 = bk_arg_str(c, "new_password2", BK_REQUIRED | BK_NO_TRIM, 4096);
+    const char *uid = bk_in_str(c, "uid");
+    const char *token = bk_in_str(c, "token");
+    const char *pw = bk_in_str(c, "new_password");
+    const char *pw2 = bk_in_str(c, "new_password2");
     if (bk_failed(c))
         return bk_reply_invalid(c);
     char id[24] = "";

@@ -1,6 +1,5 @@
 /* auth.register: a new account, with Django's username, email and password
  * rules and their messages. */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,32 +7,16 @@
 #include "shared/validate.h"
 #include "workers/auth/auth.h"
 
-/* Django's UnicodeUsernameValidator: \w, @ . + - _ (we take ASCII letters
- * and digits plus any non-ASCII letter byte sequence, as \w does for most). */
-static bool username_ok(const char *s)
-{
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (!(isalnum(*p) || *p >= 0x80 || strchr("@.+-_", *p)))
-            return false;
-    return true;
-}
-
 int auth_register(struct bk_call *c)
 {
-    const char *username = bk_arg_str(c, "username", BK_REQUIRED, 150);
-    const char *email = bk_arg_str(c, "email", BK_REQUIRED, 254);
-    const char *password = bk_arg_str(c, "password", BK_REQUIRED | BK_NO_TRIM, 4096);
-    const char *password2 = bk_arg_str(c, "password2", BK_REQUIRED | BK_NO_TRIM, 4096);
-    const char *first = bk_arg_str(c, "first_name", BK_ALLOW_BLANK, 150);
-    const char *last = bk_arg_str(c, "last_name", BK_ALLOW_BLANK, 150);
-    const char *role = bk_arg_choice(c, "role", BK_OPTIONAL, bk_roles);
+    const char *username = bk_in_str(c, "username");
+    const char *email = bk_in_str(c, "email");
+    const char *password = bk_in_str(c, "password");
+    const char *password2 = bk_in_str(c, "password2");
+    const char *first = bk_in_str(c, "first_name");
+    const char *last = bk_in_str(c, "last_name");
+    const char *role = bk_in_str(c, "role");
 
-    if (username && !username_ok(username))
-        bk_error(c, "username",
-                 "Enter a valid username. This value may contain only letters, "
-                 "numbers, and @/./+/-/_ characters.");
-    if (email && !bk_valid_email(email))
-        bk_error(c, "email", "Enter a valid email address.");
     if (username && !bk_failed(c)) {
         PGresult *r = BK_SQL(c, "SELECT 1 FROM users WHERE username = $1", username);
         if (!r)

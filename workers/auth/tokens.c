@@ -24,7 +24,7 @@ static int blacklisted(struct bk_call *c)
 static bool read_token(struct bk_call *c, const char *key, const char *type,
                        struct bk_jwt_claims *cl)
 {
-    const char *token = bk_arg_str(c, key, BK_REQUIRED, BK_JWT_MAX);
+    const char *token = bk_in_str(c, key);
     if (bk_failed(c)) {
         bk_reply_invalid(c);
         return false;

@@ -31,6 +31,7 @@
 #include "workers/bridge/request.h"
 #include "shared/routes.h"
 #include "workers/bridge/rpc.h"
+#include "workers/bridge/static.h"
 
 /* An over-limit or refused body up to this size is read and dropped so the
  * client gets its answer on a connection that stays usable; a bigger one is
@@ -40,6 +41,14 @@
 #define MAX_REPLY_HDRS  16
 #define POST_BUFFER     (64 * 1024)
 #define IMMUTABLE_CACHE "public, max-age=31536000, immutable"
+/* Files (BR_STATIC) may load scripts, styles and images from our origin
+ * only, nothing inline (Swagger UI styles through the CSSOM, which CSP
+ * allows) and nothing from elsewhere; its stylesheet draws icons from data:
+ * URIs. tests/integration/test_docs.py fails on any violation. */
+#define STATIC_CSP                                                                                 \
+    "default-src 'none'; script-src 'self'; style-src 'self'; "                                    \
+    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "              \
+    "frame-ancestors 'none'"
 
 /* CORS as django-cors-headers answers it (its defaults, plus our headers) */
 #define CORS_ALLOW_METHODS "DELETE, GET, OPTIONS, PATCH, POST, PUT"
@@ -56,6 +65,7 @@ static struct {
     const char *key_dir;
     char default_host[300];
     char *openapi;
+    char *asyncapi;
     struct br_policy_list hosts;   /* allowed_hosts */
     struct br_policy_list origins; /* cors_allowed_origins; none: CORS off */
     atomic_uint probe_next;        /* health probes take turns over the workers */
@@ -687,28 +697,71 @@ static enum MHD_Result health(struct req *r)
     return dispatch(r);
 }
 
+/* A BR_STATIC row: the file its path names below the row's folder, with
+ * an ETag (revalidated at every use: the files change with scripts/setup and
+ * our page with a commit), or 304, 301 to the prefix's slash, or 404. */
+static enum MHD_Result static_file(struct req *r, const struct br_route *route)
+{
+    char rel[BR_STATIC_MAX_REL + 1];
+    const char *raw = r->uri ? r->uri : "";
+    struct MHD_Response *resp;
+    switch (br_static_path(route->pattern, route->static_index, raw, strcspn(raw, "?#"), rel,
+                           sizeof rel)) {
+    case BR_STATIC_REFUSED:
+        return send_detail(r, 404, "Not found.");
+    case BR_STATIC_REDIRECT:
+        resp = empty_response(r);
+        if (resp)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, route->pattern);
+        return send_response(r, 301, resp);
+    case BR_STATIC_FILE:
+        break;
+    }
+    struct br_static_file f;
+    int rc = br_static_open(route, rel, &f);
+    if (rc != 0)
+        return rc == -1 ? send_detail(r, 404, "Not found.")
+                        : send_detail(r, 500, "A server error occurred.");
+    const char *inm = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "If-None-Match");
+    unsigned status = 200;
+    if (inm && bk_etag_list_has(inm, strlen(inm), f.etag)) { /* bounded by MHD's header memory */
+        close(f.fd);
+        status = 304;
+        resp = empty_response(r);
+    } else {
+        resp = MHD_create_response_from_fd64(f.size, f.fd); /* closes fd when done */
+        if (!resp) {
+            close(f.fd);
+            return send_detail(r, 500, "A server error occurred.");
+        }
+        r->out_len = (size_t)f.size;
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, br_static_content_type(rel));
+    }
+    if (resp) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, f.etag);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        MHD_add_response_header(resp, "Content-Security-Policy", STATIC_CSP);
+    }
+    return send_response(r, status, resp);
+}
+
 static enum MHD_Result local_route(struct req *r, const struct br_route *route)
 {
-    struct MHD_Response *resp;
+    if (route->flags & BR_STATIC)
+        return static_file(r, route);
     if (strcmp(route->command, "health") == 0)
         return health(r);
     if (strcmp(route->command, "live") == 0) /* the process serves: nothing else is asked */
         return send_response(r, 200, json_response(r, json_pack("{s:s}", "status", "ok")));
-    if (strcmp(route->command, "openapi") == 0) {
-        resp = buffer_response(r, strlen(hs.openapi), hs.openapi, MHD_RESPMEM_PERSISTENT);
+    if (strcmp(route->command, "openapi") == 0 || strcmp(route->command, "asyncapi") == 0) {
+        const char *doc = route->command[0] == 'o' ? hs.openapi : hs.asyncapi;
+        struct MHD_Response *resp =
+            buffer_response(r, strlen(doc), (void *)doc, MHD_RESPMEM_PERSISTENT);
         if (resp)
             MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
         return send_response(r, 200, resp);
     }
-    resp = buffer_response(r, strlen(br_openapi_docs_html), (void *)br_openapi_docs_html,
-                           MHD_RESPMEM_PERSISTENT);
-    if (resp) {
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
-        MHD_add_response_header(resp, "Content-Security-Policy",
-                                "default-src 'self'; script-src 'unsafe-inline'; "
-                                "style-src 'unsafe-inline'; frame-ancestors 'none'");
-    }
-    return send_response(r, 200, resp);
+    return send_detail(r, 404, "Not found.");
 }
 
 /* The final call: the whole request is in. Builds the command and sends it. */
@@ -936,11 +989,11 @@ static enum MHD_Result options(struct req *r, const char *url)
     const struct br_route *first = NULL;
     bool multipart = false;
     for (const struct br_route *rt = br_routes; rt->method; rt++) {
-        if (!br_routes_pattern_match(rt->pattern, url, NULL))
+        if (!br_routes_row_match(rt, url, NULL))
             continue;
         if (!first)
             first = rt;
-        multipart |= rt->upload != NULL;
+        multipart |= (rt->flags & BR_MULTIPART) != 0;
     }
     r->match.route = first; /* the access log names the route */
     bool preflight =
@@ -1053,7 +1106,8 @@ static enum MHD_Result on_headers(struct req *r, const char *url, const char *me
     const char *ct =
         MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     r->kind = br_request_body_kind(ct);
-    if (r->kind == BR_BODY_OTHER || (r->kind == BR_BODY_MULTIPART && !route->upload)) {
+    if (r->kind == BR_BODY_OTHER ||
+        (r->kind == BR_BODY_MULTIPART && !(route->flags & BR_MULTIPART))) {
         char msg[300];
         snprintf(msg, sizeof msg, "Unsupported media type \"%.200s\" in request.", ct ? ct : "");
         return answer_early(r, 415, detail_response(r, msg));
@@ -1252,9 +1306,16 @@ int br_http_start(void)
     snprintf(hs.default_host, sizeof hs.default_host, strchr(host, ':') ? "[%s]:%ld" : "%s:%ld",
              host, port);
 
-    hs.openapi = br_openapi_json();
-    if (!hs.openapi)
+    if (br_static_init(bk_config_str("web_dir")) != 0)
         return -1;
+    hs.openapi = br_openapi_json();
+    hs.asyncapi = br_asyncapi_json();
+    if (!hs.openapi || !hs.asyncapi) {
+        free(hs.openapi);
+        free(hs.asyncapi);
+        hs.openapi = hs.asyncapi = NULL;
+        return -1;
+    }
     if (br_guard_callers_init((int)per_caller, (int)bk_config_long("http_max_inflight")) != 0 ||
         br_guard_start() != 0) {
         bk_log(BK_ERROR, NULL, "http: cannot start the connection guard");
@@ -1308,7 +1369,8 @@ fail:
     br_guard_stop();
     br_guard_callers_free();
     free(hs.openapi);
-    hs.openapi = NULL;
+    free(hs.asyncapi);
+    hs.openapi = hs.asyncapi = NULL;
     return -1;
 }
 
@@ -1329,5 +1391,6 @@ void br_http_stop(void)
     br_guard_stop(); /* after the daemon: every connection is closed */
     br_guard_callers_free();
     free(hs.openapi);
-    hs.openapi = NULL;
+    free(hs.asyncapi);
+    hs.openapi = hs.asyncapi = NULL;
 }

@@ -8,7 +8,9 @@
  *              reply-to demux, timeouts, consumer counts, reconnect with backoff
  *   guard.c    what one client cannot do to the others: ambiguous framing,
  *              commands in flight per caller, late headers (a watchdog)
- *   openapi.c  /api/openapi.json and /api/docs/, generated from the table
+ *   openapi.c  /api/openapi.json, generated from the table
+ *   static.c   files of the BR_STATIC routes (Swagger UI at /api/docs/): path
+ *              checks, content types, ETags
  *
  * Health: GET /api/health/ (readiness) reports the broker and the consumer
  * count of each worker queue, both kept by the AMQP thread, and "database"

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "shared/contract.h"
 #include "shared/routes.h"
+#include "workers/bridge/schema.h"
 
 static const char *auth_name(enum br_auth a)
 {
@@ -59,34 +61,160 @@ static void operation_id(const struct br_route *r, char *out, size_t n)
     }
 }
 
-/* Appends one parameter object per comma-separated name in list. */
-static void add_params(json_t *params, const char *list, const char *in, bool required)
+#define REFS "#/components/schemas/"
+
+/* A schema reference to name (with prefix/suffix) as a new JSON object. */
+static json_t *ref(const char *prefix, const char *name, const char *suffix)
 {
-    while (list && *list) {
-        size_t k = strcspn(list, ",");
-        json_array_append_new(params,
-                              json_pack("{s:s%, s:s, s:b, s:{s:s}}", "name", list, k, "in", in,
-                                        "required", required, "schema", "type", "string"));
-        list += k;
-        if (*list == ',')
-            list++;
-    }
+    char buf[160];
+    return json_pack("{s:s}", "$ref", br_schema_ref(buf, sizeof buf, REFS, prefix, name, suffix));
 }
 
-static json_t *field_schema(const char *fields, const char *upload)
+/* The parameters of r: its {path} segments and its command's declared query
+ * fields, typed; headers the bridge reads. */
+static json_t *parameters(const struct br_route *r, const struct bk_command_decl *d)
 {
-    json_t *props = json_object();
-    for (const char *f = fields; f && *f;) {
-        size_t k = strcspn(f, ",");
-        json_object_setn_new(props, f, k, json_object());
-        f += k;
-        if (*f == ',')
-            f++;
+    json_t *params = json_array();
+    for (const char *p = strchr(r->pattern, '{'); p; p = strchr(p + 1, '{')) {
+        size_t k = strcspn(p + 1, "}");
+        char name[32];
+        snprintf(name, sizeof name, "%.*s", (int)k, p + 1);
+        const struct bk_field *f = d ? bk_contract_arg(d, name) : NULL;
+        json_t *schema =
+            f ? br_schema_field(f, BR_INPUT, REFS) : json_pack("{s:s}", "type", "string");
+        json_array_append_new(params, json_pack("{s:s, s:s, s:b, s:o}", "name", name, "in", "path",
+                                                "required", 1, "schema", schema));
     }
-    if (upload)
-        json_object_set_new(props, upload,
-                            json_pack("{s:s, s:s}", "type", "string", "format", "binary"));
-    return json_pack("{s:s, s:o}", "type", "object", "properties", props);
+    for (const struct bk_field *f = d ? d->args : NULL; f && f->name; f++) {
+        if (!(f->flags & BK_F_QUERY))
+            continue;
+        json_t *p = json_pack("{s:s, s:s, s:b, s:o}", "name", f->name, "in", "query", "required", 0,
+                              "schema", br_schema_field(f, BR_INPUT, REFS));
+        if (f->doc)
+            json_object_set_new(p, "description", json_string(f->doc));
+        json_array_append_new(params, p);
+    }
+    if (r->flags & BR_RAW)
+        json_array_append_new(params,
+                              json_pack("{s:s, s:s, s:b, s:{s:s}}", "name", "If-None-Match", "in",
+                                        "header", "required", 0, "schema", "type", "string"));
+    if (strcmp(r->method, "GET") != 0)
+        json_array_append_new(
+            params, json_pack("{s:s, s:s, s:b, s:s, s:{s:s, s:i, s:i}}", "name", "Idempotency-Key",
+                              "in", "header", "required", 0, "description",
+                              "Retries with the same key have their effect once", "schema", "type",
+                              "string", "minLength", 1, "maxLength", 255));
+    return params;
+}
+
+/* The request body of r: <Repr>Request, Patched<Repr>Request for a PATCH
+ * of a partial update, multipart where the command takes a file. */
+static json_t *request_body(const struct br_route *r, const struct bk_command_decl *d)
+{
+    if (!d || !d->input)
+        return NULL;
+    bool patch = strcmp(r->method, "PATCH") == 0 && (d->flags & BK_C_PARTIAL);
+    const char *name = d->input->name, *prefix = patch ? "Patched" : "";
+    json_t *content = json_object();
+    json_t *json = json_pack("{s:o}", "schema", ref(prefix, name, "Request"));
+    json_t *example = br_schema_example(d);
+    if (example)
+        json_object_set_new(json, "example", example);
+    /* a body that is a file alone (a picture, a resume) is multipart only */
+    json_t *fields = br_schema_args(d, BR_INPUT, false, REFS);
+    if (json_object_size(json_object_get(fields, "properties")) > 0 || !(r->flags & BR_MULTIPART))
+        json_object_set_new(content, "application/json", json);
+    else
+        json_decref(json);
+    json_decref(fields);
+    if (r->flags & BR_MULTIPART)
+        json_object_set_new(content, "multipart/form-data",
+                            json_pack("{s:o}", "schema", ref(prefix, name, "MultipartRequest")));
+    return json_pack("{s:b, s:o}", "required", !patch, "content", content);
+}
+
+static json_t *reply_content(const struct bk_reply_decl *rd)
+{
+    char buf[160];
+    switch (rd->shape) {
+    case BK_R_ONE:
+        return json_pack("{s:{s:o}}", "application/json", "schema", ref("", rd->body->name, ""));
+    case BK_R_PAGE:
+        return json_pack("{s:{s:{s:s}}}", "application/json", "schema", "$ref",
+                         br_schema_ref(buf, sizeof buf, REFS, "Paginated", rd->body->name, "List"));
+    case BK_R_RAW:
+        return json_pack("{s:{s:{s:s, s:s}}}", "*/*", "schema", "type", "string", "format",
+                         "binary");
+    case BK_R_EMPTY:
+        break;
+    }
+    return NULL;
+}
+
+static void response(json_t *responses, int status, const char *description, json_t *content)
+{
+    char code[8];
+    snprintf(code, sizeof code, "%d", status);
+    if (json_object_get(responses, code)) {
+        json_decref(content);
+        return;
+    }
+    json_t *r = json_pack("{s:s}", "description", description);
+    if (content)
+        json_object_set_new(r, "content", content);
+    json_object_set_new(responses, code, r);
+}
+
+static json_t *detail_content(void)
+{
+    return json_pack("{s:{s:o}}", "application/json", "schema", ref("", "Detail", ""));
+}
+
+/* The bridge's own answers. */
+static json_t *local_responses(const struct br_route *r)
+{
+    json_t *responses = json_object();
+    json_t *obj = json_pack("{s:s}", "type", "object");
+    if (r->flags & BR_STATIC) { /* files: the page, its scripts and styles */
+        response(
+            responses, 200, "The file (the prefix itself: its index page)",
+            json_pack("{s:{s:{s:s, s:s}}}", "*/*", "schema", "type", "string", "format", "binary"));
+        response(responses, 404, "No such file", detail_content());
+    } else if (strcmp(r->command, "health") == 0 || strcmp(r->command, "live") == 0)
+        response(responses, 200, "Up",
+                 json_pack("{s:{s:{s:s, s:[s], s:{s:{s:s}}}}}", "application/json", "schema",
+                           "type", "object", "required", "status", "properties", "status", "type",
+                           "string"));
+    else
+        response(responses, 200, "The document",
+                 json_pack("{s:{s:O}}", "application/json", "schema", obj));
+    if (strcmp(r->command, "health") == 0)
+        response(responses, 503, "Something is down (the same body, naming it)",
+                 json_pack("{s:{s:O}}", "application/json", "schema", obj));
+    json_decref(obj);
+    return responses;
+}
+
+static json_t *responses_of(const struct br_route *r, const struct bk_command_decl *d)
+{
+    if (r->flags & BR_LOCAL)
+        return local_responses(r);
+    json_t *responses = json_object();
+    for (const struct bk_reply_decl *rd = d ? d->replies : NULL; rd && rd->status; rd++)
+        response(responses, rd->status, rd->doc, reply_content(rd));
+    if (r->auth != BR_ANYONE) {
+        response(responses, 401, "Not authenticated, or a bad token", detail_content());
+        response(responses, 403, "Not permitted", detail_content());
+    }
+    if (strchr(r->pattern, '{'))
+        response(responses, 404, "Not found", detail_content());
+    if (strcmp(r->method, "GET") != 0) {
+        response(responses, 413, "Body too large", detail_content());
+        response(responses, 415, "Unsupported media type", detail_content());
+    }
+    response(responses, 503, "No worker for the command", detail_content());
+    response(responses, 504, "No reply in time", detail_content());
+    return responses;
 }
 
 static json_t *operation(const struct br_route *r)
@@ -94,6 +222,7 @@ static json_t *operation(const struct br_route *r)
     char id[96];
     operation_id(r, id, sizeof id);
     bool local = r->flags & BR_LOCAL;
+    const struct bk_command_decl *d = local ? NULL : bk_contract_command(r->command);
     const char *dot = strchr(r->command, '.');
     json_t *op = json_pack("{s:s, s:s, s:[s%]}", "operationId", id, "summary", r->summary, "tags",
                            local ? "bridge" : r->command,
@@ -103,62 +232,62 @@ static json_t *operation(const struct br_route *r)
     json_object_set_new(op, "x-auth", json_string(auth_name(r->auth)));
     json_object_set_new(op, "security",
                         r->auth == BR_ANYONE ? json_array() : json_pack("[{s:[]}]", "bearerAuth"));
-
-    json_t *params = json_array();
-    for (const char *p = strchr(r->pattern, '{'); p; p = strchr(p + 1, '{')) {
-        size_t k = strcspn(p + 1, "}");
-        json_array_append_new(params, json_pack("{s:s%, s:s, s:b, s:{s:s}}", "name", p + 1, k, "in",
-                                                "path", "required", 1, "schema", "type", "string"));
-    }
-    add_params(params, r->query, "query", false);
-    if (r->flags & BR_RAW)
-        add_params(params, "If-None-Match", "header", false);
-    if (strcmp(r->method, "GET") != 0)
-        add_params(params, "Idempotency-Key", "header", false);
-    json_object_set_new(op, "parameters", params);
-
-    bool writes = strcmp(r->method, "POST") == 0 || strcmp(r->method, "PUT") == 0 ||
-                  strcmp(r->method, "PATCH") == 0;
-    if (writes || r->body || r->upload) {
-        json_t *content = json_object();
-        json_object_set_new(content, "application/json",
-                            json_pack("{s:o}", "schema", field_schema(r->body, NULL)));
-        if (r->upload)
-            json_object_set_new(content, "multipart/form-data",
-                                json_pack("{s:o}", "schema", field_schema(r->body, r->upload)));
-        json_object_set_new(op, "requestBody",
-                            json_pack("{s:b, s:o}", "required", 0, "content", content));
-    }
-
-    json_t *responses = json_object();
-    char code[8];
-    snprintf(code, sizeof code, "%d", r->status);
-    if (r->flags & BR_RAW) {
-        json_object_set_new(responses, code,
-                            json_pack("{s:s, s:{s:{s:{s:s, s:s}}}}", "description",
-                                      "The file's bytes", "content", "*/*", "schema", "type",
-                                      "string", "format", "binary"));
-        json_object_set_new(responses, "304", json_pack("{s:s}", "description", "Not modified"));
-    } else {
-        json_object_set_new(responses, code, json_pack("{s:s}", "description", "Success"));
-    }
-    if (!local) {
-        if (writes || r->body)
-            json_object_set_new(responses, "400",
-                                json_pack("{s:s}", "description", "Invalid input"));
-        if (r->auth != BR_ANYONE)
-            json_object_set_new(responses, "401",
-                                json_pack("{s:s}", "description", "Not authenticated"));
-        if (r->auth == BR_STAFF || r->auth == BR_STAFF_OR_SERVICE)
-            json_object_set_new(responses, "403",
-                                json_pack("{s:s}", "description", "Not permitted"));
-        json_object_set_new(responses, "503",
-                            json_pack("{s:s}", "description", "No worker for the command"));
-        json_object_set_new(responses, "504",
-                            json_pack("{s:s}", "description", "No reply in time"));
-    }
-    json_object_set_new(op, "responses", responses);
+    json_object_set_new(op, "parameters", parameters(r, d));
+    json_t *body = request_body(r, d);
+    if (body)
+        json_object_set_new(op, "requestBody", body);
+    json_object_set_new(op, "responses", responses_of(r, d));
     return op;
+}
+
+/* components.schemas: every representation a reply names, the request
+ * shapes of every command with a body, and a page of each listed one. */
+static json_t *schemas(void)
+{
+    json_t *out = json_object();
+    for (const struct bk_repr *const *r = bk_contract_reprs; *r; r++) {
+        bool used = false;
+        for (const struct bk_command_decl *d = bk_contract_commands; d->name; d++)
+            for (const struct bk_reply_decl *rd = d->replies; rd->status; rd++)
+                used |= rd->body == *r;
+        for (const struct bk_repr *const *q = bk_contract_reprs; *q; q++)
+            for (const struct bk_field *f = (*q)->fields; f->name; f++)
+                used |= f->ref == *r;
+        if (used)
+            json_object_set_new(out, (*r)->name, br_schema_repr(*r, REFS));
+    }
+    char name[160];
+    for (const struct bk_command_decl *d = bk_contract_commands; d->name; d++) {
+        for (const struct bk_reply_decl *rd = d->replies; rd->status; rd++)
+            if (rd->shape == BK_R_PAGE) {
+                snprintf(name, sizeof name, "Paginated%sList", rd->body->name);
+                char item[160];
+                json_object_set_new(
+                    out, name,
+                    br_schema_page(br_schema_ref(item, sizeof item, REFS, "", rd->body->name, "")));
+            }
+        if (!d->input)
+            continue;
+        json_t *json = br_schema_args(d, BR_INPUT, false, REFS);
+        snprintf(name, sizeof name, "%sRequest", d->input->name);
+        if (json_object_size(json_object_get(json, "properties")) > 0)
+            json_object_set_new(out, name, json);
+        else
+            json_decref(json); /* a file alone: only the multipart shape */
+        if (bk_contract_file(d)) {
+            snprintf(name, sizeof name, "%sMultipartRequest", d->input->name);
+            json_object_set_new(out, name, br_schema_args(d, BR_INPUT, true, REFS));
+        }
+        if (d->flags & BK_C_PARTIAL) {
+            snprintf(name, sizeof name, "Patched%sRequest", d->input->name);
+            json_object_set_new(out, name, br_schema_args(d, BR_PATCH, false, REFS));
+            if (bk_contract_file(d)) {
+                snprintf(name, sizeof name, "Patched%sMultipartRequest", d->input->name);
+                json_object_set_new(out, name, br_schema_args(d, BR_PATCH, true, REFS));
+            }
+        }
+    }
+    return out;
 }
 
 char *br_openapi_json(void)
@@ -175,99 +304,23 @@ char *br_openapi_json(void)
         json_object_set_new(item, m, operation(r));
     }
     json_t *doc = json_pack(
-        "{s:s, s:{s:s, s:s, s:s}, s:[{s:s}], s:o, s:{s:{s:{s:s, s:s, s:s}}}}", "openapi", "3.0.3",
-        "info", "title", "Backend API", "version", "1.0.0", "description",
+        "{s:s, s:{s:s, s:s, s:s}, s:[{s:s}], s:o, s:{s:o, s:{s:{s:s, s:s, s:s, s:s}}}}", "openapi",
+        "3.1.0", "info", "title", "Backend API", "version", "1.0.0", "description",
         "HTTP bridge to the backend's workers. Each operation is a command on RabbitMQ "
-        "(x-command). Paths work with or without their trailing slash. POST, PUT, PATCH and "
-        "DELETE accept an Idempotency-Key header (1-255 printable characters). Every response "
-        "carries X-Request-ID.",
-        "servers", "url", "/", "paths", paths, "components", "securitySchemes", "bearerAuth",
-        "type", "http", "scheme", "bearer", "bearerFormat", "JWT");
+        "(x-command; the same commands over AMQP: /api/asyncapi.json). Every field, type and "
+        "limit here is generated from the command declarations the workers validate with "
+        "(shared/contract.c). Paths work with or without their trailing slash. POST, PUT, PATCH "
+        "and DELETE accept an Idempotency-Key header (1-255 printable characters). Every "
+        "response carries X-Request-ID. Decimals are strings with 2 places; times are RFC 3339 "
+        "UTC.",
+        "servers", "url", "/", "paths", paths, "components", "schemas", schemas(),
+        "securitySchemes", "bearerAuth", "type", "http", "scheme", "bearer", "bearerFormat", "JWT",
+        "description",
+        "An access token from POST /api/auth/login/ (Authorize: paste it without "
+        "'Bearer ')");
     if (!doc)
         return NULL;
     char *text = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
     return text;
 }
-
-/* The page builds everything with textContent: nothing from the document is
- * parsed as HTML. */
-const char br_openapi_docs_html[] =
-    "<!doctype html>\n"
-    "<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-    "<title>API docs</title>\n"
-    "<style>\n"
-    "body{font:14px/1.4 system-ui,sans-serif;margin:0 "
-    "auto;max-width:960px;padding:1em;color:#222}\n"
-    "h1{font-size:1.4em}details{border:1px solid #ddd;border-radius:4px;margin:.4em 0}\n"
-    "summary{cursor:pointer;padding:.4em .6em;font-family:monospace}\n"
-    ".m{display:inline-block;width:4.5em;font-weight:bold}.GET{color:#1565c0}.POST{color:#2e7d32}\n"
-    ".PUT{color:#ef6c00}.PATCH{color:#6a1b9a}.DELETE{color:#c62828}\n"
-    ".cmd{color:#777;margin-left:1em}.auth{color:#999;margin-left:.5em;font-size:.9em}\n"
-    "form{padding:.4em .8em}label{display:block;margin:.3em 0}input[type=text]{width:20em}\n"
-    "textarea{width:100%;height:7em;font-family:monospace}\n"
-    "pre{background:#f6f6f6;padding:.6em;overflow:auto;max-height:24em;white-space:pre-wrap}\n"
-    "#tok{width:100%}\n"
-    "</style></head><body>\n"
-    "<h1 id=\"title\">API</h1><p id=\"desc\"></p>\n"
-    "<label>Bearer token (access): <input id=\"tok\" type=\"text\" autocomplete=\"off\"></label>\n"
-    "<div id=\"ops\">Loading /api/openapi.json ...</div>\n"
-    "<script>\n"
-    "'use strict';\n"
-    "const $=(t,a={},...k)=>{const e=document.createElement(t);for(const[n,v]of "
-    "Object.entries(a)){if(n==='text')e.textContent=v;else e.setAttribute(n,v)}"
-    "for(const c of k)e.append(c);return e};\n"
-    "const tok=document.getElementById('tok');tok.value=localStorage.getItem('token')||'';\n"
-    "tok.onchange=()=>localStorage.setItem('token',tok.value.trim());\n"
-    "function example(op){const c=op.requestBody&&op.requestBody.content['application/json'];"
-    "if(!c)return '';const o={};for(const k of Object.keys(c.schema.properties||{}))o[k]='';"
-    "return JSON.stringify(o,null,2)}\n"
-    "function form(path,method,op){\n"
-    " const f=$('form');const inputs={};const ps=op.parameters||[];\n"
-    " for(const p of ps){if(p.in==='header')continue;const i=$('input',{type:'text',name:p.name});"
-    "inputs[p.name]=[p,i];f.append($('label',{},p.name+' ('+p.in+(p.required?', required':'')+"
-    "'): ',i))}\n"
-    " let body=null,file=null;const "
-    "mp=op.requestBody&&op.requestBody.content['multipart/form-data'];\n"
-    " if(op.requestBody){body=$('textarea');body.value=example(op);f.append($('label',{},"
-    "'JSON body:',body))}\n"
-    " if(mp){for(const[k,v]of Object.entries(mp.schema.properties))if(v.format==='binary'){"
-    "file=[k,$('input',{type:'file'})];f.append($('label',{},'or upload '+k+' (multipart, with "
-    "the JSON fields as form fields): ',file[1]))}}\n"
-    " const idem=$('input',{type:'text'});if(method!=='get')f.append($('label',{},"
-    "'Idempotency-Key: ',idem));\n"
-    " const out=$('pre',{text:''});f.append($('button',{type:'submit'},'Send'),out);\n"
-    " f.onsubmit=async ev=>{ev.preventDefault();let url=path;const q=new URLSearchParams();\n"
-    "  for(const[n,[p,i]]of Object.entries(inputs)){const v=i.value;if(p.in==='path')"
-    "url=url.replace('{'+n+'}',encodeURIComponent(v));else if(v!=='')q.append(n,v)}\n"
-    "  if([...q].length)url+='?'+q;const h={};const t=tok.value.trim();"
-    "if(t)h['Authorization']='Bearer '+t;\n"
-    "  if(idem.value)h['Idempotency-Key']=idem.value;let b;\n"
-    "  if(file&&file[1].files.length){b=new FormData();"
-    "if(body&&body.value.trim()){try{for(const[k,v]of Object.entries(JSON.parse(body.value)))"
-    "if(v!=='')b.append(k,v)}catch(e){out.textContent='body: '+e;return}}"
-    "b.append(file[0],file[1].files[0])}\n"
-    "  else if(body&&body.value.trim()){b=body.value;h['Content-Type']='application/json'}\n"
-    "  out.textContent='...';try{const r=await fetch(url,{method:method.toUpperCase(),"
-    "headers:h,body:b});\n"
-    "   let s=r.status+' '+r.statusText+'\\n';for(const[k,v]of r.headers)s+=k+': '+v+'\\n';\n"
-    "   const ct=r.headers.get('content-type')||'';const txt=ct.startsWith('application/json')?"
-    "await r.text():'('+(await r.blob()).size+' bytes of '+ct+')';\n"
-    "   let pretty=txt;try{pretty=JSON.stringify(JSON.parse(txt),null,2)}catch(e){}\n"
-    "   out.textContent=s+'\\n'+pretty}catch(e){out.textContent=String(e)}};\n"
-    " return f}\n"
-    "fetch('/api/openapi.json').then(r=>r.json()).then(doc=>{\n"
-    " document.getElementById('title').textContent=doc.info.title+' '+doc.info.version;\n"
-    " document.getElementById('desc').textContent=doc.info.description||'';\n"
-    " const ops=document.getElementById('ops');ops.textContent='';\n"
-    " for(const[path,item]of Object.entries(doc.paths))for(const[method,op]of "
-    "Object.entries(item)){\n"
-    "  const s=$('summary',{},$('span',{class:'m '+method.toUpperCase(),"
-    "text:method.toUpperCase()}),path,$('span',{class:'cmd',text:op['x-command']||''}),"
-    "$('span',{class:'auth',text:op['x-auth']}));\n"
-    "  const d=$('details',{},s,$('div',{text:op.summary||''}));"
-    "d.addEventListener('toggle',()=>{if(d.open&&!d.dataset.f){d.dataset.f=1;"
-    "d.append(form(path,method,op))}},{once:false});ops.append(d)}\n"
-    "}).catch(e=>{document.getElementById('ops').textContent='Cannot load the API: '+e});\n"
-    "</script></body></html>\n";

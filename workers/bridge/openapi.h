@@ -1,5 +1,6 @@
 /* The API's description, generated from the route table (never written
- * beside it): GET /api/openapi.json and the GET /api/docs/ page. */
+ * beside it): GET /api/openapi.json, which the Swagger UI page at /api/docs/
+ * (web/docs/, a BR_STATIC route) reads. */
 #ifndef BR_OPENAPI_H
 #define BR_OPENAPI_H
 
@@ -9,8 +10,8 @@
  * command itself), x-auth and security. */
 char *br_openapi_json(void);
 
-/* A self-contained HTML page (no CDN) that loads /api/openapi.json, lists the
- * operations and has a small "try it" form for each. */
-extern const char br_openapi_docs_html[];
+/* The same commands and the events over AMQP as AsyncAPI 3.0 (workers/bridge/asyncapi.c):
+ * malloc'd, the caller frees. */
+char *br_asyncapi_json(void);
 
 #endif

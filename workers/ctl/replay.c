@@ -85,11 +85,16 @@ int ctl_replay_dead_letters(const struct ctl_args *a)
         /* the caller is long gone: no reply, and no expiry that would make
          * the worker drop it again */
         p._flags &= ~(amqp_flags_t)(AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_EXPIRATION_FLAG);
+        /* mandatory, as every command we publish: a key no queue serves
+         * comes back instead of vanishing (CONTRACT: basic.return) */
         int pub = amqp_basic_publish(c, 1, amqp_cstring_bytes(BK_EX_COMMANDS),
-                                     amqp_cstring_bytes(key), 0, 0, &p, m.body);
+                                     amqp_cstring_bytes(key), 1, 0, &p, m.body);
         amqp_destroy_message(&m);
-        if (pub != AMQP_STATUS_OK || bk_amqp_wait_confirms(c, 1, ++tag, 5000) != 0) {
-            fprintf(stderr, "replay: publishing %s failed; it stays in %s\n", key, BK_Q_DEAD);
+        int confirmed = pub == AMQP_STATUS_OK ? bk_amqp_wait_confirms(c, 1, ++tag, 5000) : -1;
+        if (confirmed != 0) {
+            fprintf(stderr, "replay: %s %s; it stays in %s\n", key,
+                    confirmed > 0 ? "has no queue (returned by the broker)" : "publishing failed",
+                    BK_Q_DEAD);
             goto out;
         }
         amqp_basic_ack(c, 1, delivery, 0);

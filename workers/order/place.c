@@ -5,9 +5,9 @@
 int order_place(struct bk_call *c)
 {
     int64_t quantity = 0, price = 0;
-    const char *name = bk_arg_str(c, "product_name", BK_REQUIRED, 100);
-    bk_arg_int(c, "quantity", BK_REQUIRED, 1, 10000, &quantity);
-    bk_arg_money(c, "price", BK_REQUIRED, 10, 1, &price);
+    const char *name = bk_in_str(c, "product_name");
+    bk_in_int(c, "quantity", &quantity);
+    bk_in_money(c, "price", &price);
     if (bk_failed(c))
         return bk_reply_invalid(c);
 

@@ -6,8 +6,6 @@
 
 #include "workers/order/order.h"
 
-static const char *const statuses[] = {"pending", "shipped", "delivered", "cancelled", NULL};
-
 /* Staff may ship a paid pending order, deliver a shipped one and cancel an
  * unpaid pending one; the owner may cancel a pending unpaid one (issue 6: a
  * paid order cancelled by its owner would keep a completed payment; the
@@ -29,10 +27,10 @@ static bool transition_allowed(const char *cur, const char *to, bool paid, bool 
 int order_set_status(struct bk_call *c)
 {
     /* DRF validates the body before it looks the order up */
-    const char *to = bk_arg_choice(c, "status", BK_REQUIRED, statuses);
+    const char *to = bk_in_str(c, "status");
     if (bk_failed(c))
         return bk_reply_invalid(c);
-    const char *id = bk_arg_id(c, "id");
+    const char *id = bk_in_str(c, "id");
     if (bk_failed(c))
         return bk_reply_invalid(c);
 

@@ -61,7 +61,7 @@ int payment_list(struct bk_call *c)
 
 int payment_get(struct bk_call *c)
 {
-    const char *id = bk_arg_id(c, "id");
+    const char *id = bk_in_str(c, "id");
     if (bk_failed(c))
         return bk_reply_invalid(c);
     PGresult *r = c->actor.is_staff

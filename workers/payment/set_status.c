@@ -7,8 +7,6 @@
 
 #include "workers/payment/payment.h"
 
-static const char *const statuses[] = {"pending", "completed", "failed", NULL};
-
 static bool transition_allowed(const char *cur, const char *to)
 {
     if (strcmp(cur, "pending") == 0)
@@ -23,10 +21,10 @@ int payment_set_status(struct bk_call *c)
     /* DRF checks the permission before it reads the body */
     if (!c->actor.is_staff && c->actor.service[0] == '\0')
         return bk_reply_detail(c, 403, "You do not have permission to perform this action.");
-    const char *to = bk_arg_choice(c, "status", BK_REQUIRED, statuses);
+    const char *to = bk_in_str(c, "status");
     if (bk_failed(c))
         return bk_reply_invalid(c);
-    const char *id = bk_arg_id(c, "id");
+    const char *id = bk_in_str(c, "id");
     if (bk_failed(c))
         return bk_reply_invalid(c);
 

@@ -45,13 +45,14 @@ struct achievement {
 
 /* Reads the fields and the image (stored once everything is valid). Returns
  * 0, or -1 on a database failure; field errors are recorded. */
-static int read_achievement(struct bk_call *c, bool partial, struct achievement *a)
+static int read_achievement(struct bk_call *c, struct achievement *a)
 {
-    a->title = pr_arg_text(c, "title", partial ? BK_OPTIONAL : BK_REQUIRED, 200);
-    a->description = pr_arg_text(c, "description", BK_ALLOW_BLANK, 5000);
-    a->date = pr_arg_date(c, "date", BK_OPTIONAL, &a->date_set);
+    a->title = bk_in_str(c, "title");
+    a->description = bk_in_str(c, "description");
+    a->date = bk_in_str(c, "date");
+    a->date_set = bk_in_set(c, "date");
     struct pr_upload img;
-    int up = pr_upload_read(c, "image", PR_IMAGE, false, &img);
+    int up = pr_upload_read(c, "image", PR_IMAGE, &img);
     a->image = NULL;
     a->image_set = up == 1 || img.is_null;
     if (up == 1 && !bk_failed(c))
@@ -77,7 +78,7 @@ int achievement_delete(struct bk_call *c)
 int achievement_create(struct bk_call *c)
 {
     struct achievement a;
-    if (read_achievement(c, false, &a) != 0)
+    if (read_achievement(c, &a) != 0)
         return -1;
     if (bk_failed(c))
         return bk_reply_invalid(c);
@@ -93,8 +94,8 @@ int achievement_create(struct bk_call *c)
 
 int achievement_update(struct bk_call *c)
 {
-    const char *id = bk_arg_id(c, "id");
-    if (bk_failed(c))
+    const char *id = bk_in_str(c, "id");
+    if (bk_not_found(c)) /* the row's owner is checked before the body */
         return bk_reply_invalid(c);
     int64_t owner = pr_owner(c, achievements.owner, id, true, NULL);
     if (owner <= 0)
@@ -103,7 +104,7 @@ int achievement_update(struct bk_call *c)
     if (!before)
         return -1;
     struct achievement a;
-    if (read_achievement(c, pr_partial(c), &a) != 0)
+    if (read_achievement(c, &a) != 0)
         return -1;
     if (bk_failed(c))
         return bk_reply_invalid(c);

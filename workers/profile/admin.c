@@ -14,7 +14,7 @@
 
 int admin_get(struct bk_call *c)
 {
-    const char *id = bk_arg_id(c, "id");
+    const char *id = bk_in_str(c, "id");
     if (bk_failed(c))
         return bk_reply_invalid(c);
     PGresult *r = BK_SQL(c, "SELECT admin_user_json(u) FROM users u WHERE u.id = $1", id);
@@ -25,23 +25,19 @@ int admin_get(struct bk_call *c)
     return bk_reply_text(c, 200, PQgetvalue(r, 0, 0));
 }
 
-/* A nullable-not boolean: NULL when absent (or invalid, recorded). */
+/* A boolean as PostgreSQL prints it: NULL when absent (or invalid, recorded). */
 static const char *arg_flag(struct bk_call *c, const char *key)
 {
     bool b;
-    if (bk_arg_present(c, key) && !bk_arg(c, key)) {
-        bk_error(c, key, "This field may not be null.");
-        return NULL;
-    }
-    return bk_arg_bool(c, key, BK_OPTIONAL, &b) ? (b ? "t" : "f") : NULL;
+    return bk_in_bool(c, key, &b) ? (b ? "t" : "f") : NULL;
 }
 
 static const char FORBIDDEN[] = "You do not have permission to perform this action.";
 
 int admin_update(struct bk_call *c)
 {
-    const char *id = bk_arg_id(c, "id");
-    if (bk_failed(c))
+    const char *id = bk_in_str(c, "id");
+    if (bk_not_found(c)) /* the user is looked up before the body counts */
         return bk_reply_invalid(c);
     PGresult *r = BK_SQL(c, "SELECT 1 FROM users WHERE id = $1", id);
     if (!r)
@@ -49,12 +45,7 @@ int admin_update(struct bk_call *c)
     if (PQntuples(r) == 0)
         return bk_reply_detail(c, 404, "Not found.");
 
-    /* DRF's ChoiceField: an explicit null is an error even when optional */
-    const char *role = NULL;
-    if (bk_arg_present(c, "role") && !bk_arg(c, "role"))
-        bk_error(c, "role", "This field may not be null.");
-    else
-        role = bk_arg_choice(c, "role", BK_OPTIONAL, bk_roles);
+    const char *role = bk_in_str(c, "role");
     const char *staff = arg_flag(c, "is_staff");
     const char *active = arg_flag(c, "is_active");
     if (bk_failed(c))
@@ -132,7 +123,7 @@ int admin_update(struct bk_call *c)
 
 int admin_delete(struct bk_call *c)
 {
-    const char *id = bk_arg_id(c, "id");
+    const char *id = bk_in_str(c, "id");
     if (bk_failed(c))
         return bk_reply_invalid(c);
     PGresult *r = BK_SQL(c, "SELECT 1 FROM users WHERE id = $1", id);

@@ -45,15 +45,15 @@ struct certificate {
 
 /* Reads the fields and the image (stored once everything is valid). Returns
  * 0, or -1 on a database failure; field errors are recorded. */
-static int read_certificate(struct bk_call *c, bool partial, struct certificate *x)
+static int read_certificate(struct bk_call *c, struct certificate *x)
 {
-    unsigned req = partial ? BK_OPTIONAL : BK_REQUIRED;
-    x->title = pr_arg_text(c, "title", req, 200);
-    x->issuer = pr_arg_text(c, "issuer", req, 200);
-    x->date = pr_arg_date(c, "date", BK_OPTIONAL, &x->date_set);
-    x->link = pr_arg_url(c, "link", BK_OPTIONAL);
+    x->title = bk_in_str(c, "title");
+    x->issuer = bk_in_str(c, "issuer");
+    x->date = bk_in_str(c, "date");
+    x->date_set = bk_in_set(c, "date");
+    x->link = bk_in_str(c, "link");
     struct pr_upload img;
-    int up = pr_upload_read(c, "image", PR_IMAGE, false, &img);
+    int up = pr_upload_read(c, "image", PR_IMAGE, &img);
     x->image = NULL;
     x->image_set = up == 1 || img.is_null;
     if (up == 1 && !bk_failed(c))
@@ -79,7 +79,7 @@ int certificate_delete(struct bk_call *c)
 int certificate_create(struct bk_call *c)
 {
     struct certificate x;
-    if (read_certificate(c, false, &x) != 0)
+    if (read_certificate(c, &x) != 0)
         return -1;
     if (bk_failed(c))
         return bk_reply_invalid(c);
@@ -95,8 +95,8 @@ int certificate_create(struct bk_call *c)
 
 int certificate_update(struct bk_call *c)
 {
-    const char *id = bk_arg_id(c, "id");
-    if (bk_failed(c))
+    const char *id = bk_in_str(c, "id");
+    if (bk_not_found(c)) /* the row's owner is checked before the body */
         return bk_reply_invalid(c);
     int64_t owner = pr_owner(c, certificates.owner, id, true, NULL);
     if (owner <= 0)
@@ -105,7 +105,7 @@ int certificate_update(struct bk_call *c)
     if (!before)
         return -1;
     struct certificate x;
-    if (read_certificate(c, pr_partial(c), &x) != 0)
+    if (read_certificate(c, &x) != 0)
         return -1;
     if (bk_failed(c))
         return bk_reply_invalid(c);

@@ -1,11 +1,12 @@
-/* Helpers every handler group of the profile worker uses: field readers with
- * DRF's messages, URL and email checks, ownership, search terms, the staff
- * lock. */
+/* Helpers every handler group of the profile worker uses: ownership, search
+ * terms, the staff
+ * lock. (The fields themselves are declared in shared/contract.c.) */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "shared/contract.h"
 #include "shared/log.h"
 #include "shared/validate.h"
 #include "workers/profile/profile.h"
@@ -29,92 +30,11 @@ void pr_hide_private(struct bk_call *c, json_t *profile)
     json_int_t id = json_integer_value(json_object_get(profile, "id"));
     if (c->actor.is_staff || (c->actor.user_id && id == c->actor.user_id))
         return;
-    json_object_del(profile, "email");
-    json_object_del(profile, "phone_no");
-    json_object_del(profile, "address");
-}
-
-bool pr_partial(struct bk_call *c)
-{
-    bool partial = true;
-    const msgpack_object *o = bk_arg(c, "partial");
-    if (o && o->type == MSGPACK_OBJECT_BOOLEAN)
-        partial = o->via.boolean;
-    return partial;
-}
-
-const char *pr_arg_text(struct bk_call *c, const char *key, unsigned flags, size_t max)
-{
-    if (bk_arg_present(c, key) && !bk_arg(c, key)) {
-        bk_error(c, key, "This field may not be null.");
-        return NULL;
-    }
-    return bk_arg_str(c, key, flags, max);
-}
-
-const char *pr_arg_url(struct bk_call *c, const char *key, unsigned flags)
-{
-    const char *v = pr_arg_text(c, key, flags | BK_ALLOW_BLANK, 200);
-    if (v && *v && !bk_valid_url(v)) {
-        bk_error(c, key, "Enter a valid URL.");
-        return NULL;
-    }
-    return v;
-}
-
-static bool leap(int y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-const char *pr_arg_date(struct bk_call *c, const char *key, unsigned flags, bool *set)
-{
-    *set = false;
-    const msgpack_object *o = bk_arg(c, key);
-    if (!bk_arg_present(c, key)) {
-        if (flags & BK_REQUIRED)
-            bk_error(c, key, "This field is required.");
-        return NULL;
-    }
-    if (!o || (o->type == MSGPACK_OBJECT_STR && o->via.str.size == 0)) {
-        *set = true; /* null, or "" from a form: no date */
-        return NULL;
-    }
-    static const char bad[] =
-        "Date has wrong format. Use one of these formats instead: YYYY-MM-DD.";
-    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > 10) {
-        bk_error(c, key, "%s", bad);
-        return NULL;
-    }
-    char buf[11];
-    memcpy(buf, o->via.str.ptr, o->via.str.size);
-    buf[o->via.str.size] = '\0';
-    /* Django's parse_date: \d{4}-\d{1,2}-\d{1,2} and a real calendar day */
-    int y = 0, m = 0, d = 0, i = 0;
-    for (int k = 0; k < 4; k++, i++) {
-        if (!isdigit((unsigned char)buf[i]))
-            goto bad;
-        y = y * 10 + buf[i] - '0';
-    }
-    if (buf[i++] != '-')
-        goto bad;
-    for (int k = 0; k < 2 && isdigit((unsigned char)buf[i]); k++, i++)
-        m = m * 10 + buf[i] - '0';
-    if (buf[i++] != '-')
-        goto bad;
-    int ds = i;
-    for (int k = 0; k < 2 && isdigit((unsigned char)buf[i]); k++, i++)
-        d = d * 10 + buf[i] - '0';
-    if (i == ds || buf[i] != '\0')
-        goto bad;
-    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (y < 1 || m < 1 || m > 12 || d < 1 || d > days[m - 1] + (m == 2 && leap(y)))
-        goto bad;
-    *set = true;
-    return bk_strf(c, "%04d-%02d-%02d", y, m, d);
-bad:
-    bk_error(c, key, "%s", bad);
-    return NULL;
+    /* the fields the declaration says a reply may leave out */
+    const struct bk_repr *r = bk_contract_repr("UserProfile");
+    for (const struct bk_field *f = r ? r->fields : NULL; f && f->name; f++)
+        if (f->flags & BK_F_OMITTED)
+            json_object_del(profile, f->name);
 }
 
 int64_t pr_owner(struct bk_call *c, const char *sql, const char *id, bool check_owner,
@@ -135,17 +55,6 @@ int64_t pr_owner(struct bk_call *c, const char *sql, const char *id, bool check_
         return 0;
     }
     return owner;
-}
-
-void pr_arg_nullable_int(struct bk_call *c, const char *key, int64_t min, int64_t max, bool *set,
-                         bool *is_null, int64_t *v)
-{
-    *set = bk_arg_present(c, key);
-    const msgpack_object *o = bk_arg(c, key);
-    /* null, or "" from a form, is no value */
-    *is_null = *set && (!o || (o->type == MSGPACK_OBJECT_STR && o->via.str.size == 0));
-    if (*set && !*is_null && !bk_arg_int(c, key, BK_OPTIONAL, min, max, v))
-        *set = false;
 }
 
 /* ?user=: 0 no filter, 1 filter on *uid, 2 matches nothing. */
@@ -211,7 +120,7 @@ fail:
 
 int pr_owned_get(struct bk_call *c, const struct pr_owned *o)
 {
-    const char *id = bk_arg_id(c, "id");
+    const char *id = bk_in_str(c, "id");
     if (bk_failed(c))
         return bk_reply_invalid(c);
     PGresult *r = BK_SQL(c, o->get, id, pr_base(c));
@@ -224,7 +133,7 @@ int pr_owned_get(struct bk_call *c, const struct pr_owned *o)
 
 int pr_owned_delete(struct bk_call *c, const struct pr_owned *o)
 {
-    const char *id = bk_arg_id(c, "id");
+    const char *id = bk_in_str(c, "id");
     if (bk_failed(c))
         return bk_reply_invalid(c);
     int64_t owner = pr_owner(c, o->owner, id, true, NULL);

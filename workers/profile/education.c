@@ -46,21 +46,14 @@ struct education {
     int64_t start, end;
 };
 
-/* PositiveSmallIntegerField bounds */
-#define YEAR_MAX 32767
-
-static void read_education(struct bk_call *c, bool partial, struct education *e)
+static void read_education(struct bk_call *c, struct education *e)
 {
-    unsigned req = partial ? BK_OPTIONAL : BK_REQUIRED;
-    e->degree = pr_arg_text(c, "degree", req, 100);
-    e->institution = pr_arg_text(c, "institution", req, 200);
-    if (bk_arg_present(c, "start_year") && !bk_arg(c, "start_year")) {
-        bk_error(c, "start_year", "This field may not be null.");
-        e->has_start = false;
-    } else {
-        e->has_start = bk_arg_int(c, "start_year", req, 0, YEAR_MAX, &e->start);
-    }
-    pr_arg_nullable_int(c, "end_year", 0, YEAR_MAX, &e->has_end, &e->end_null, &e->end);
+    e->degree = bk_in_str(c, "degree");
+    e->institution = bk_in_str(c, "institution");
+    e->has_start = bk_in_int(c, "start_year", &e->start);
+    e->has_end = bk_in_set(c, "end_year");
+    e->end_null = bk_in_null(c, "end_year");
+    bk_in_int(c, "end_year", &e->end);
 }
 
 /* The object-level rule, with the stored values standing in for the fields
@@ -104,7 +97,7 @@ static const char *num(struct bk_call *c, bool set, int64_t v)
 int education_create(struct bk_call *c)
 {
     struct education e;
-    read_education(c, false, &e);
+    read_education(c, &e);
     if (!bk_failed(c))
         check_years(c, &e, NULL);
     if (bk_failed(c))
@@ -122,8 +115,8 @@ int education_create(struct bk_call *c)
 
 int education_update(struct bk_call *c)
 {
-    const char *id = bk_arg_id(c, "id");
-    if (bk_failed(c))
+    const char *id = bk_in_str(c, "id");
+    if (bk_not_found(c)) /* the row's owner is checked before the body */
         return bk_reply_invalid(c);
     PGresult *row;
     int64_t owner = pr_owner(c, educations.owner, id, true, &row);
@@ -133,7 +126,7 @@ int education_update(struct bk_call *c)
     if (!before)
         return -1;
     struct education e;
-    read_education(c, pr_partial(c), &e);
+    read_education(c, &e);
     if (!bk_failed(c))
         check_years(c, &e, row);
     if (bk_failed(c))

@@ -5,21 +5,16 @@
 #include <string.h>
 
 #include "shared/log.h"
+#include "shared/util.h"
 #include "workers/profile/profile.h"
 
-int pr_upload_read(struct bk_call *c, const char *field, enum pr_kind kind, bool required,
-                   struct pr_upload *u)
+int pr_upload_read(struct bk_call *c, const char *field, enum pr_kind kind, struct pr_upload *u)
 {
     memset(u, 0, sizeof *u);
-    if (!bk_arg(c, field)) {
-        u->is_null = bk_arg_present(c, field);
-        if (required)
-            bk_error(c, field, "No file was submitted.");
-        return 0;
-    }
-    u->data = bk_arg_bin(c, field, BK_OPTIONAL, PR_MAX_UPLOAD, &u->len);
-    if (!u->data)
-        return -1; /* not a file, empty, or too large: recorded */
+    u->is_null = bk_in_null(c, field);
+    u->data = bk_in_bin(c, field, &u->len);
+    if (!u->data) /* absent or null, or not a file, empty, too large: recorded */
+        return u->is_null || !bk_arg_present(c, field) ? 0 : -1;
     const char *why = pr_file_check(u->data, u->len, kind, &u->f);
     if (why) {
         bk_error(c, field, "%s", why);
@@ -76,27 +71,8 @@ static bool key_ok(const msgpack_object *o)
  * weak ones compared weakly as RFC 9110 says for GET. */
 static bool none_match_hits(const msgpack_object *o, const char *etag)
 {
-    if (!o || o->type != MSGPACK_OBJECT_STR || o->via.str.size > 8192)
-        return false;
-    const char *p = o->via.str.ptr, *end = p + o->via.str.size;
-    size_t elen = strlen(etag);
-    while (p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-            p++;
-        const char *t = p;
-        while (p < end && *p != ',')
-            p++;
-        const char *te = p;
-        while (te > t && (te[-1] == ' ' || te[-1] == '\t'))
-            te--;
-        if (te - t == 1 && *t == '*')
-            return true;
-        if (te - t > 2 && t[0] == 'W' && t[1] == '/')
-            t += 2;
-        if ((size_t)(te - t) == elen && memcmp(t, etag, elen) == 0)
-            return true;
-    }
-    return false;
+    return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size <= 8192 &&
+           bk_etag_list_has(o->via.str.ptr, o->via.str.size, etag);
 }
 
 int media_get(struct bk_call *c)

@@ -55,11 +55,11 @@ struct pr_upload {
     bool is_null; /* the field was sent as null (clear the file) */
 };
 
-/* Reads and checks args[field]. Returns 1 with a valid file in u, 0 when the
- * field is absent or null (u->is_null; "No file was submitted." recorded if
- * required), -1 when it is invalid (field error recorded). No database. */
-int pr_upload_read(struct bk_call *c, const char *field, enum pr_kind kind, bool required,
-                   struct pr_upload *u);
+/* Takes the declared file field (its presence and size checked by the
+ * runtime) and checks its content. Returns 1 with a valid file in u, 0 when
+ * the field is absent or null (u->is_null), -1 when it is invalid (field
+ * error recorded). No database. */
+int pr_upload_read(struct bk_call *c, const char *field, enum pr_kind kind, struct pr_upload *u);
 
 /* Stores u's bytes once, under their SHA-256, and holds a key-share lock on
  * the row until the command commits, so that a concurrent release of the
@@ -78,21 +78,9 @@ int media_housekeeping(struct bk_db *db);
 const char *pr_base(struct bk_call *c);
 /* Parses JSON text built by PostgreSQL; NULL on failure (logged). */
 json_t *pr_parse(struct bk_call *c, const char *text);
-/* Removes email, phone_no and address from a profile unless the caller is
- * its owner or staff. */
+/* Removes the fields UserProfile declares BK_F_OMITTED (email, phone_no,
+ * address) from a profile unless the caller is its owner or staff. */
 void pr_hide_private(struct bk_call *c, json_t *profile);
-/* True for PATCH (args.partial true, or absent: an AMQP caller's default). */
-bool pr_partial(struct bk_call *c);
-
-/* A string field as DRF's CharField reads it: like bk_arg_str, but an
- * explicit null is "This field may not be null." even when optional. */
-const char *pr_arg_text(struct bk_call *c, const char *key, unsigned flags, size_t max);
-/* An http/https URL of at most 200 characters (blank allowed). */
-const char *pr_arg_url(struct bk_call *c, const char *key, unsigned flags);
-/* A date "YYYY-MM-DD", nullable: returns the date, or NULL with *set true
- * for an explicit null ("" too, as DRF reads a form), *set false when absent
- * or invalid. */
-const char *pr_arg_date(struct bk_call *c, const char *key, unsigned flags, bool *set);
 
 /* The owner of a row of an owned resource. sql takes the row id as $1 and
  * returns user_id first (and whatever else the caller needs in *row).
@@ -130,10 +118,6 @@ const char *pr_owned_before(struct bk_call *c, const struct pr_owned *o, const c
  * when the update changed something (the audit trail's). 0 or -1. */
 int pr_owned_updated(struct bk_call *c, const struct pr_owned *o, const char *id, int64_t owner,
                      const char *before, const char *after);
-/* A nullable integer field: *set when present (null or a value), *is_null
- * for null; a field error recorded when invalid. */
-void pr_arg_nullable_int(struct bk_call *c, const char *key, int64_t min, int64_t max, bool *set,
-                         bool *is_null, int64_t *v);
 
 /* Splits ?search= into at most PR_MAX_TERMS LIKE patterns ("%term%",
  * wildcards escaped), the way DRF's SearchFilter splits (whitespace and

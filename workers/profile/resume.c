@@ -7,7 +7,7 @@
 /* GET /api/resume/ (own) or GET /api/users/{id}/resume/ (args.id). */
 int resume_get(struct bk_call *c)
 {
-    const char *id = bk_arg_present(c, "id") ? bk_arg_id(c, "id") : c->actor.id;
+    const char *id = bk_arg_present(c, "id") ? bk_in_str(c, "id") : c->actor.id;
     if (bk_failed(c))
         return bk_reply_invalid(c);
     PGresult *r =
@@ -22,7 +22,7 @@ int resume_get(struct bk_call *c)
 int resume_update(struct bk_call *c)
 {
     struct pr_upload u;
-    if (pr_upload_read(c, "file", PR_PDF, true, &u) != 1)
+    if (pr_upload_read(c, "file", PR_PDF, &u) != 1)
         return bk_reply_invalid(c);
     const char *key;
     if (pr_media_store(c, &u, &key) != 0)

@@ -145,8 +145,8 @@ static int users_list(struct bk_call *c, int scope)
                                                "u.is_active AND $1::text IS NOT NULL", 1, &base)
                                : bk_list_reply(c, &list_specs[scope], NULL, 0, NULL);
     }
-    const char *search = bk_arg_str(c, "search", BK_ALLOW_BLANK, 500);
-    const char *role = bk_arg_str(c, "role", BK_ALLOW_BLANK, 32);
+    const char *search = bk_in_str(c, "search");
+    const char *role = bk_in_str(c, "role");
     struct bk_page p;
     bk_page_args(c, &p);
     if (bk_failed(c))
@@ -237,7 +237,7 @@ static const char SQL_DETAIL[] = "SELECT profile_json(u, $2), profile_nested_jso
 
 int profile_get(struct bk_call *c)
 {
-    const char *id = bk_arg_id(c, "id");
+    const char *id = bk_in_str(c, "id");
     if (bk_failed(c))
         return bk_reply_invalid(c);
     PGresult *r = BK_SQL(c, SQL_DETAIL, id, pr_base(c));
@@ -260,76 +260,30 @@ int profile_me(struct bk_call *c)
 
 /* ---- update ----------------------------------------------------------------- */
 
-enum kind { TEXT, EMAIL, URL, PHONE, BOOL };
-
-/* The writable fields of /api/profile/, in the order of the UPDATE below.
- * Everything else a client sends (id, username, role, is_staff, date_joined,
+/* The writable fields of /api/profile/ (declared in shared/contract.c, the
+ * UserProfile representation), in the order of the UPDATE below. Everything
+ * else a client sends (id, username, role, is_staff, date_joined,
  * profile_picture, the counts...) is read-only and ignored, as DRF does. */
-static const struct field {
-    const char *name;
-    enum kind kind;
-    size_t max;
-} fields[] = {
-    {"email", EMAIL, 254},   {"first_name", TEXT, 150}, {"last_name", TEXT, 150},
-    {"about", TEXT, 5000},   {"linkedin", URL, 200},    {"github", URL, 200},
-    {"phone_no", PHONE, 20}, {"address", TEXT, 1000},   {"designation", TEXT, 100},
-    {"company", TEXT, 100},  {"is_student", BOOL, 0},   {"is_alumni", BOOL, 0},
-    {"is_faculty", BOOL, 0},
+static const char *const fields[] = {
+    "email",   "first_name",  "last_name", "about",      "linkedin",  "github",     "phone_no",
+    "address", "designation", "company",   "is_student", "is_alumni", "is_faculty",
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 
-static bool phone_ok(const char *s)
-{
-    for (; *s; s++)
-        if (!strchr("0123456789+-(). ", *s))
-            return false;
-    return true;
-}
-
-/* Reads the fields into v (NULL: absent, keep). PUT requires email, the one
- * field without a default, as DRF's full update does. */
-static void read_fields(struct bk_call *c, bool partial, const char *v[N_FIELDS])
+/* The validated values as SQL text (NULL: absent, keep). PUT requires email,
+ * the one field without a default, as DRF's full update does. */
+static void read_fields(struct bk_call *c, const char *v[N_FIELDS])
 {
     for (size_t i = 0; i < N_FIELDS; i++) {
-        const struct field *f = &fields[i];
-        v[i] = NULL;
-        switch (f->kind) {
-        case EMAIL:
-            v[i] = pr_arg_text(c, f->name, partial ? BK_OPTIONAL : BK_REQUIRED, f->max);
-            if (v[i] && !bk_valid_email(v[i])) {
-                bk_error(c, f->name, "Enter a valid email address.");
-                v[i] = NULL;
-            }
-            break;
-        case TEXT:
-            v[i] = pr_arg_text(c, f->name, BK_ALLOW_BLANK, f->max);
-            break;
-        case PHONE:
-            v[i] = pr_arg_text(c, f->name, BK_ALLOW_BLANK, f->max);
-            if (v[i] && !phone_ok(v[i])) {
-                bk_error(c, f->name, "Enter a valid phone number.");
-                v[i] = NULL;
-            }
-            break;
-        case URL:
-            v[i] = pr_arg_url(c, f->name, BK_OPTIONAL);
-            break;
-        case BOOL: {
-            bool b;
-            if (bk_arg_present(c, f->name) && !bk_arg(c, f->name))
-                bk_error(c, f->name, "This field may not be null.");
-            else if (bk_arg_bool(c, f->name, BK_OPTIONAL, &b))
-                v[i] = b ? "true" : "false";
-            break;
-        }
-        }
+        bool b;
+        v[i] = bk_in_bool(c, fields[i], &b) ? (b ? "true" : "false") : bk_in_str(c, fields[i]);
     }
 }
 
 int profile_update(struct bk_call *c)
 {
     const char *v[N_FIELDS];
-    read_fields(c, pr_partial(c), v);
+    read_fields(c, v);
     const char *uid = c->actor.id;
     if (v[0] && !bk_failed(c)) {
         PGresult *r =
@@ -356,12 +310,12 @@ int profile_update(struct bk_call *c)
     for (size_t i = 0; i < N_FIELDS; i++)
         if (v[i] && strcmp(v[i], PQgetvalue(old, 0, (int)i)) != 0) {
             const char *was = PQgetvalue(old, 0, (int)i);
-            json_array_append_new(changed, json_string(fields[i].name));
+            bool flag = strncmp(fields[i], "is_", 3) == 0; /* is_student...: booleans */
+            json_array_append_new(changed, json_string(fields[i]));
             json_object_set_new(
-                changes, fields[i].name,
-                fields[i].kind == BOOL
-                    ? json_pack("[b,b]", strcmp(was, "true") == 0, strcmp(v[i], "true") == 0)
-                    : json_pack("[s,s]", was, v[i]));
+                changes, fields[i],
+                flag ? json_pack("[b,b]", strcmp(was, "true") == 0, strcmp(v[i], "true") == 0)
+                     : json_pack("[s,s]", was, v[i]));
         }
 
     PGresult *r = BK_SQL(c,
@@ -402,7 +356,7 @@ int profile_update(struct bk_call *c)
 
 int profile_delete(struct bk_call *c)
 {
-    const char *password = bk_arg_str(c, "password", BK_REQUIRED | BK_NO_TRIM, 4096);
+    const char *password = bk_in_str(c, "password");
     if (bk_failed(c))
         return bk_reply_invalid(c);
     const char *uid = c->actor.id;
@@ -440,7 +394,7 @@ int profile_delete(struct bk_call *c)
 int profile_set_picture(struct bk_call *c)
 {
     struct pr_upload u;
-    if (pr_upload_read(c, "file", PR_IMAGE, true, &u) != 1)
+    if (pr_upload_read(c, "file", PR_IMAGE, &u) != 1)
         return bk_reply_invalid(c);
     const char *key;
     if (pr_media_store(c, &u, &key) != 0)
@@ -517,7 +471,7 @@ static json_t *follow_event(struct bk_call *c, const char *id)
 
 int profile_follow(struct bk_call *c)
 {
-    const char *id = bk_arg_id(c, "id");
+    const char *id = bk_in_str(c, "id");
     bool failed;
     const char *name = follow_target(c, id, &failed);
     if (!name)
@@ -540,7 +494,7 @@ int profile_follow(struct bk_call *c)
 
 int profile_unfollow(struct bk_call *c)
 {
-    const char *id = bk_arg_id(c, "id");
+    const char *id = bk_in_str(c, "id");
     bool failed;
     if (!follow_target(c, id, &failed))
         return failed ? -1 : 0;
@@ -558,7 +512,7 @@ int profile_unfollow(struct bk_call *c)
  * only, by id. */
 static int people(struct bk_call *c, bool followers)
 {
-    const char *id = bk_arg_id(c, "id");
+    const char *id = bk_in_str(c, "id");
     struct bk_page p;
     bk_page_args(c, &p);
     if (bk_failed(c))
