@@ -174,6 +174,20 @@ const struct br_route br_routes[] = {
     {"GET", "/api/docs/", "docs", BR_ANYONE, BR_LOCAL | BR_STATIC, 0, 200,
      "An interactive page for this API (Swagger UI)",
      .static_dir = "docs", .static_index = "index.html"},
+    /* the staff console (issue 15): its page over the API, and the libraries
+     * as npm installed them (pinned in web/package-lock.json); more specific
+     * prefixes first */
+    {"GET", "/admin/vendor/preact/", "console.preact", BR_ANYONE, BR_LOCAL | BR_STATIC, 0, 200,
+     "Preact (UMD build)", .static_dir = "node_modules/preact/dist"},
+    {"GET", "/admin/vendor/preact-hooks/", "console.preact_hooks", BR_ANYONE, BR_LOCAL | BR_STATIC,
+     0, 200, "Preact's hooks (UMD build)", .static_dir = "node_modules/preact/hooks/dist"},
+    {"GET", "/admin/vendor/htm/", "console.htm", BR_ANYONE, BR_LOCAL | BR_STATIC, 0, 200,
+     "htm: JSX-like templates without a build (UMD build)", .static_dir = "node_modules/htm/dist"},
+    {"GET", "/admin/vendor/pico/", "console.pico", BR_ANYONE, BR_LOCAL | BR_STATIC, 0, 200,
+     "Pico CSS", .static_dir = "node_modules/@picocss/pico/css"},
+    {"GET", "/admin/", "console", BR_ANYONE, BR_LOCAL | BR_STATIC, 0, 200,
+     "The staff console (it talks to this API with a staff user's token)",
+     .static_dir = "admin", .static_index = "index.html"},
 
     {NULL, NULL, NULL, 0, 0, 0, 0, NULL},
 };

@@ -157,7 +157,7 @@ int admin_delete(struct bk_call *c)
  * their lifetime, as after the user's own logout/all. */
 int admin_logout_all(struct bk_call *c)
 {
-    const char *id = bk_arg_id(c, "id");
+    const char *id = bk_in_str(c, "id");
     if (bk_failed(c))
         return bk_reply_invalid(c);
     PGresult *r = BK_SQL(c, "SELECT 1 FROM users WHERE id = $1", id);

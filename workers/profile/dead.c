@@ -35,7 +35,6 @@
 #define SCAN_MAX    1000 /* messages one call looks at */
 #define IDS_MAX     100  /* message ids one replay or discard names */
 #define ID_MAX      128
-#define REASON_MAX  500
 #define MAX_HEADERS 64
 
 static const amqp_table_entry_t *header(const amqp_table_t *t, const char *key)
@@ -390,7 +389,7 @@ static json_t *not_found(const struct scan *s)
 /* GET /api/admin/dead-letters/?command=<prefix>: oldest first, paginated. */
 int admin_dead_letters(struct bk_call *c)
 {
-    const char *prefix = bk_arg_str(c, "command", BK_ALLOW_BLANK, 255);
+    const char *prefix = bk_in_str(c, "command");
     struct bk_page page;
     bk_page_args(c, &page);
     if (bk_failed(c))
@@ -460,7 +459,7 @@ int admin_discard_dead_letters(struct bk_call *c)
 {
     int n;
     const char **ids = read_ids(c, &n);
-    const char *reason = bk_arg_str(c, "reason", BK_REQUIRED, REASON_MAX);
+    const char *reason = bk_in_str(c, "reason"); /* required, at most 500: declared */
     if (bk_failed(c))
         return bk_reply_invalid(c);
     struct scan s = {.action = DISCARD, .ids = ids, .n_ids = n, .items = json_array()};
