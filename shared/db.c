@@ -177,6 +177,64 @@ PGresult *bk_db_exec_bin(struct bk_db *db, const char *sql, int n, const char *c
     return r;
 }
 
+int bk_db_pipeline(struct bk_db *db, int n, const struct bk_db_stmt *stmts, PGresult **out)
+{
+    int idx[BK_DB_PIPELINE_MAX];
+    for (int i = 0; i < n; i++)
+        out[i] = NULL;
+    if (!db->conn || n < 1 || n > BK_DB_PIPELINE_MAX)
+        return -1;
+    /* prepared first, outside the pipeline (once per connection and text) */
+    for (int i = 0; i < n; i++)
+        idx[i] = find_or_prepare(db, stmts[i].sql, stmts[i].n);
+    if (PQenterPipelineMode(db->conn) != 1)
+        return -1;
+    bool ok = true;
+    for (int i = 0; i < n && ok; i++) {
+        const struct bk_db_stmt *s = &stmts[i];
+        if (idx[i] >= 0) {
+            char name[16];
+            snprintf(name, sizeof name, "s%d", idx[i]);
+            ok = PQsendQueryPrepared(db->conn, name, s->n, s->values, s->lengths, s->formats, 0) ==
+                 1;
+        } else {
+            ok = PQsendQueryParams(db->conn, s->sql, s->n, NULL, s->values, s->lengths, s->formats,
+                                   0) == 1;
+        }
+    }
+    ok = ok && PQpipelineSync(db->conn) == 1;
+    /* each statement's result, then NULL; then the sync point's */
+    for (int i = 0; i < n && ok; i++) {
+        out[i] = PQgetResult(db->conn);
+        if (!out[i]) {
+            ok = false;
+            break;
+        }
+        PGresult *extra;
+        while ((extra = PQgetResult(db->conn)) != NULL)
+            PQclear(extra);
+    }
+    if (ok) {
+        PGresult *sync = PQgetResult(db->conn);
+        ok = sync && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+        PQclear(sync);
+    }
+    if (!ok || PQexitPipelineMode(db->conn) != 1) {
+        /* a connection left mid-pipeline is of no further use: the next
+         * bk_db_ensure opens a new one */
+        bk_log(BK_WARN, NULL, "db: pipeline failed: %s", PQerrorMessage(db->conn));
+        for (int i = 0; i < n; i++) {
+            PQclear(out[i]);
+            out[i] = NULL;
+        }
+        PQfinish(db->conn);
+        db->conn = NULL;
+        db->n_prepared = 0;
+        return -1;
+    }
+    return 0;
+}
+
 int bk_db_simple(struct bk_db *db, const char *sql)
 {
     if (!db->conn)

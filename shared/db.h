@@ -28,6 +28,23 @@ PGresult *bk_db_exec_once(struct bk_db *db, const char *sql, int n, const char *
 PGresult *bk_db_exec_bin(struct bk_db *db, const char *sql, int n, const char *const *values,
                          const int *lengths, const int *formats);
 
+/* One statement of a pipeline: sql (kept as bk_db_exec's), n parameters,
+ * lengths/formats as PQexecParams' (NULL: all text). */
+struct bk_db_stmt {
+    const char *sql;
+    int n;
+    const char *const *values;
+    const int *lengths, *formats;
+};
+#define BK_DB_PIPELINE_MAX 64
+
+/* Runs n statements (at most BK_DB_PIPELINE_MAX) in one libpq pipeline: one
+ * round trip. out[i] gets statement i's result (caller PQclear's each);
+ * after a failed statement the others report PGRES_PIPELINE_ABORTED. Returns
+ * 0, or -1 when the connection failed (then out[] is all NULL, and the
+ * connection is closed: bk_db_ensure opens a new one). */
+int bk_db_pipeline(struct bk_db *db, int n, const struct bk_db_stmt *stmts, PGresult **out);
+
 /* A plain statement without parameters (BEGIN, COMMIT, ROLLBACK). 0 or -1. */
 int bk_db_simple(struct bk_db *db, const char *sql);
 

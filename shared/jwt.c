@@ -47,6 +47,7 @@ static struct {
     int64_t checked_ms;
     size_t n;
     struct pubkey keys[MAX_KEYS];
+    uint64_t version; /* moves whenever the key set may have changed */
 } verifier = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* The signing key, cached until signing.key is replaced (new inode or mtime). */
@@ -187,11 +188,13 @@ static void verifier_refresh(const char *dir)
     if (strlen(dir) >= sizeof verifier.dir || stat(dir, &st) != 0) {
         verifier.loaded = false;
         verifier.n = 0;
+        verifier.version++;
         return;
     }
     verifier.checked_ms = now;
     if (same_dir && same_time(st.st_mtim, verifier.mtime))
         return;
+    verifier.version++;
     if (scan_pubs(dir, verifier.keys, &verifier.n) != 0) {
         verifier.loaded = false;
         verifier.n = 0;
@@ -229,6 +232,7 @@ static int verifier_find(const char *dir, const char *kid, size_t kid_len,
         memcpy(verifier.keys[verifier.n].kid, name, sizeof name);
         memcpy(verifier.keys[verifier.n].pk, pk, crypto_sign_PUBLICKEYBYTES);
         verifier.n++;
+        verifier.version++;
         qsort(verifier.keys, verifier.n, sizeof *verifier.keys, pubkey_cmp);
         rc = 0;
     }
@@ -620,6 +624,15 @@ enum bk_jwt_err bk_jwt_verify(const char *dir, const char *token, int64_t now,
     *out = c;
 out:
     return rc;
+}
+
+uint64_t bk_jwt_keys_version(const char *dir)
+{
+    pthread_mutex_lock(&verifier.lock);
+    verifier_refresh(dir);
+    uint64_t v = verifier.version;
+    pthread_mutex_unlock(&verifier.lock);
+    return v;
 }
 
 char *bk_jwt_jwks(const char *dir)

@@ -48,6 +48,11 @@ int bk_jwt_sign(const char *dir, const struct bk_jwt_claims *claims, char *token
 enum bk_jwt_err bk_jwt_verify(const char *dir, const char *token, int64_t now,
                               struct bk_jwt_claims *out);
 
+/* A number that changes whenever dir's verification keys are (re)loaded
+ * (checked as bk_jwt_verify does, at most once a second): a cache of
+ * verified tokens is emptied when it moves. */
+uint64_t bk_jwt_keys_version(const char *dir);
+
 /* The JWKS document of dir's public keys as JSON text (caller frees). */
 char *bk_jwt_jwks(const char *dir);
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "shared/amqp.h"
+#include "shared/config.h"
 #include "shared/db.h"
 #include "shared/json.h"
 #include "shared/log.h"
@@ -25,19 +26,22 @@ struct bk_outbox {
     struct bk_db *db;
     amqp_connection_state_t amqp;
     uint64_t next_tag; /* the delivery tag of the next publish (confirm mode) */
+    long linger_ms;    /* outbox_linger_ms */
 };
 
 static const char SQL_CLAIM[] =
     "SELECT id, event_id, routing_key, body, coalesce(correlation_id, ''), "
     "coalesce(causation_id, '') FROM outbox ORDER BY id LIMIT 200 FOR UPDATE SKIP LOCKED";
+static const char SQL_BEGIN[] = "BEGIN";
+static const char SQL_COMMIT[] = "COMMIT";
 static const char SQL_DONE[] = "DELETE FROM outbox WHERE id = ANY($1::bigint[])";
 
+/* The outbox row and, in the same statement (one round trip in the write's
+ * pipeline), the audit trail's row derived from the envelope
+ * (schema/010_audit.sql). */
 static const char SQL_PUT[] =
-    "INSERT INTO outbox (event_id, routing_key, body, correlation_id, causation_id) "
-    "VALUES ($1, $2, $3, $4, $5)";
-/* the audit trail is derived from the event, in the same transaction
- * (schema/010_audit.sql) */
-static const char SQL_AUDIT[] = "SELECT audit_record($1::jsonb)";
+    "WITH o AS (INSERT INTO outbox (event_id, routing_key, body, correlation_id, causation_id) "
+    "VALUES ($1, $2, $3, $4, $5)) SELECT audit_record($6::jsonb)";
 
 static json_t *string_or_null(const char *s)
 {
@@ -65,41 +69,53 @@ int bk_event_actor(json_t *ev, long long user_id, const char *service, const cha
     return a ? json_object_set_new(ev, "actor", a) : -1;
 }
 
+int bk_outbox_row(const json_t *ev, struct bk_outbox_row *o, struct bk_db_stmt *st)
+{
+    msgpack_packer pk;
+    o->json = NULL;
+    msgpack_sbuffer_init(&o->sb);
+    msgpack_packer_init(&pk, &o->sb, msgpack_sbuffer_write);
+    if (bk_json_pack(&pk, ev) != 0)
+        return -1;
+    o->v[0] = json_string_value(json_object_get(ev, "id"));
+    o->v[1] = json_string_value(json_object_get(ev, "event"));
+    o->v[2] = o->sb.data;
+    o->v[3] = json_string_value(json_object_get(ev, "correlation_id"));
+    o->v[4] = json_string_value(json_object_get(ev, "causation_id"));
+    o->json = json_dumps(ev, JSON_COMPACT);
+    if (!o->json)
+        return -1;
+    o->v[5] = o->json;
+    for (int i = 0; i < 6; i++)
+        o->len[i] = o->fmt[i] = 0;
+    o->len[2] = (int)o->sb.size;
+    o->fmt[2] = 1;
+    *st = (struct bk_db_stmt){SQL_PUT, 6, o->v, o->len, o->fmt};
+    return 0;
+}
+
+void bk_outbox_row_free(struct bk_outbox_row *o)
+{
+    free(o->json);
+    o->json = NULL;
+    msgpack_sbuffer_destroy(&o->sb);
+}
+
 int bk_outbox_put(struct bk_db *db, const json_t *ev)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    const char *corr = json_string_value(json_object_get(ev, "correlation_id"));
-    int rc = bk_json_pack(&pk, ev);
+    struct bk_outbox_row o;
+    struct bk_db_stmt st;
+    int rc = bk_outbox_row(ev, &o, &st);
     if (rc == 0) {
-        const char *v[] = {json_string_value(json_object_get(ev, "id")),
-                           json_string_value(json_object_get(ev, "event")), sb.data, corr,
-                           json_string_value(json_object_get(ev, "causation_id"))};
-        const int len[] = {0, 0, (int)sb.size, 0, 0};
-        const int fmt[] = {0, 0, 1, 0, 0};
-        PGresult *r = bk_db_exec_bin(db, SQL_PUT, 5, v, len, fmt);
+        PGresult *r = bk_db_exec_bin(db, st.sql, st.n, st.values, st.lengths, st.formats);
         if (!bk_db_ok(r)) {
-            bk_log(BK_ERROR, corr, "outbox insert failed: %s",
+            bk_log(BK_ERROR, o.v[3], "outbox insert failed: %s",
                    r ? PQresultErrorMessage(r) : "connection lost");
             rc = -1;
         }
         PQclear(r);
     }
-    char *text = rc == 0 ? json_dumps(ev, JSON_COMPACT) : NULL;
-    if (rc == 0) {
-        const char *v[] = {text};
-        PGresult *r = text ? bk_db_exec(db, SQL_AUDIT, 1, v) : NULL;
-        if (!bk_db_ok(r)) {
-            bk_log(BK_ERROR, corr, "audit insert failed: %s",
-                   r ? PQresultErrorMessage(r) : "connection lost");
-            rc = -1;
-        }
-        PQclear(r);
-    }
-    free(text);
-    msgpack_sbuffer_destroy(&sb);
+    bk_outbox_row_free(&o);
     return rc;
 }
 
@@ -130,10 +146,16 @@ static int relay_batch(struct bk_outbox *o)
     PGresult *r = NULL;
     if (bk_db_ensure(o->db) != 0 || (!o->amqp && amqp_open(o) != 0))
         return -1;
-    if (bk_db_simple(o->db, "BEGIN") != 0)
+    /* BEGIN and the claim in one round trip, the delete and COMMIT in one */
+    const struct bk_db_stmt open[] = {{SQL_BEGIN, 0, NULL, NULL, NULL},
+                                      {SQL_CLAIM, 0, NULL, NULL, NULL}};
+    PGresult *res[2];
+    if (bk_db_pipeline(o->db, 2, open, res) != 0)
         return -1;
-    r = bk_db_exec(o->db, SQL_CLAIM, 0, NULL);
-    if (!bk_db_ok(r))
+    bool begun = bk_db_ok(res[0]);
+    PQclear(res[0]);
+    r = res[1];
+    if (!begun || !bk_db_ok(r))
         goto out;
     int rows = PQntuples(r);
     if (rows == 0) {
@@ -194,12 +216,20 @@ static int relay_batch(struct bk_outbox *o)
     if (bk_amqp_wait_confirms(o->amqp, 1, last, 5000) != 0)
         goto broken;
     PQclear(r);
+    r = NULL;
     const char *params[] = {ids};
-    r = bk_db_exec(o->db, SQL_DONE, 1, params);
-    if (!bk_db_ok(r))
+    const struct bk_db_stmt close[] = {{SQL_DONE, 1, params, NULL, NULL},
+                                       {SQL_COMMIT, 0, NULL, NULL, NULL}};
+    if (bk_db_pipeline(o->db, 2, close, res) != 0)
         goto out;
-    n = rows;
-    goto out;
+    bool done = bk_db_ok(res[0]) && bk_db_ok(res[1]);
+    PQclear(res[0]);
+    PQclear(res[1]);
+    free(ids);
+    if (done)
+        return rows;
+    bk_db_simple(o->db, "ROLLBACK");
+    return -1;
 broken:
     bk_log(BK_WARN, NULL, "outbox: publishing failed, reconnecting to the broker");
     bk_amqp_close(o->amqp);
@@ -228,8 +258,14 @@ static void *relay_main(void *arg)
             pthread_cond_timedwait(&o->cv, &o->mu, &ts);
         }
         int stop = o->stop;
+        bool woken = o->pending;
         o->pending = 0;
         pthread_mutex_unlock(&o->mu);
+        /* a short wait after a commit woke us: the events other commits add
+         * meanwhile go out in the same batch (one transaction, one confirm
+         * wait) instead of one batch each */
+        if (woken && !stop && o->linger_ms > 0)
+            usleep((useconds_t)o->linger_ms * 1000);
 
         int n;
         while ((n = relay_batch(o)) == BATCH)
@@ -256,6 +292,7 @@ struct bk_outbox *bk_outbox_start(const char *name)
     snprintf(o->name, sizeof o->name, "%s", name);
     pthread_mutex_init(&o->mu, NULL);
     pthread_cond_init(&o->cv, NULL);
+    o->linger_ms = bk_config_long("outbox_linger_ms");
     o->db = bk_db_open(30000);
     if (!o->db || pthread_create(&o->thread, NULL, relay_main, o) != 0) {
         bk_db_close(o->db);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,7 +66,43 @@ struct bk_call_state {
     bool partial;
     int n_vals;
     struct bk_value vals[MAX_ARGS];
+    /* A read's actor check, folded into its first statement (fold_sql): the
+     * actor's is_staff and role are a guess until it ran. */
+    bool actor_pending;
+    int actor_fail;            /* 0, or ACTOR_GONE, ACTOR_INACTIVE, ACTOR_CHANGED */
+    struct token_entry *token; /* the caller's token cache entry, or NULL */
+    struct write_open *open;   /* a write's opening statements (write_open_send) */
 };
+
+/* A write's opening statements (write_open_send), sent with the handler's
+ * first statement. */
+struct write_open {
+    const struct delivery *d;
+    const struct inbox_key *k;
+    bool sent;   /* BEGIN and the claim went out */
+    bool used;   /* the claim found the message id used: answer from the inbox */
+    bool failed; /* an opening statement failed */
+};
+
+/* What a freshness check found wrong with the caller. */
+enum { ACTOR_GONE = 1, ACTOR_INACTIVE, ACTOR_CHANGED };
+
+/* Verified access tokens, so that a copy checks a token's Ed25519 signature
+ * once, not on every command: keyed by the exact token text, used until its
+ * exp, all dropped when the key folder changes (bk_jwt_keys_version: a key
+ * removed revokes its tokens as soon as it did before). An entry also keeps
+ * what the database said of the user at the last check (is_staff, role):
+ * the guess a read's folded check confirms (fold_sql). At most TOKEN_CACHE
+ * entries of at most BK_JWT_MAX bytes: a new token takes its slot. */
+#define TOKEN_CACHE 512
+struct token_entry {
+    char *token; /* NULL: an empty slot */
+    struct bk_jwt_claims cl;
+    bool is_staff; /* the database's (or the token's until one was read) */
+    char role[16];
+};
+static struct token_entry token_cache[TOKEN_CACHE];
+static uint64_t token_cache_version;
 
 static volatile sig_atomic_t stopping;
 static int (*housekeeping)(struct bk_db *db);
@@ -827,19 +864,181 @@ static PGresult *keep_result(struct bk_call *c, PGresult *r)
     return r;
 }
 
+/* ---- the actor's freshness check ------------------------------------------ */
+
+/* Reads the actor's row: 0 with is_staff and role updated, ACTOR_GONE or
+ * ACTOR_INACTIVE, or -1 when the database failed. */
+static const char SQL_ACTOR[] = "SELECT is_active, is_staff, role FROM users WHERE id = $1";
+
+/* The actor's row as SQL_ACTOR read it (r is cleared): 0 with is_staff and
+ * role updated, ACTOR_GONE or ACTOR_INACTIVE, or -1 when the statement
+ * failed. */
+static int actor_row(PGresult *r, struct bk_actor *a)
+{
+    int rc = -1;
+    if (bk_db_ok(r)) {
+        rc = PQntuples(r) == 0                       ? ACTOR_GONE
+             : strcmp(PQgetvalue(r, 0, 0), "t") != 0 ? ACTOR_INACTIVE
+                                                     : 0;
+        if (rc == 0) {
+            a->is_staff = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
+            snprintf(a->role, sizeof a->role, "%s", PQgetvalue(r, 0, 2));
+        }
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* Reads the actor's row on its own (actor_row's answers). */
+static int actor_read(struct bk_db *db, struct bk_actor *a)
+{
+    const char *params[] = {a->id};
+    return actor_row(bk_db_exec(db, SQL_ACTOR, 1, params), a);
+}
+
+/* The result of checking the guess in c->actor against fresh: 0 or
+ * ACTOR_CHANGED. */
+static int actor_compare(const struct bk_call *c, const struct bk_actor *fresh)
+{
+    return fresh->is_staff != c->actor.is_staff || strcmp(fresh->role, c->actor.role) != 0
+               ? ACTOR_CHANGED
+               : 0;
+}
+
+/* The check on its own, for a read whose handler runs no statement it can
+ * be folded into: 0 when the guess holds, else actor_fail is set; -1 when
+ * the database failed. */
+static int actor_confirm(struct bk_call *c)
+{
+    struct bk_actor fresh = c->actor;
+    int rc = actor_read(c->db, &fresh);
+    if (rc < 0)
+        return -1;
+    c->st->actor_pending = false;
+    c->st->actor_fail = rc ? rc : actor_compare(c, &fresh);
+    return 0;
+}
+
+/* Each read statement folded so far: the handler's text (by address, the
+ * text compared too) and the statement that also checks the actor. */
+#define MAX_FOLDED    128
+#define MAX_FOLD_ARGS 61 /* the statement's own; 3 more are the actor's */
+static struct {
+    const char *sql;
+    char *text, *folded;
+} folded[MAX_FOLDED];
+static int n_folded;
+
+/* The handler's SELECT as a subquery, gated by actor_check (schema/008): a
+ * qual without columns is evaluated once, before the subquery runs, in the
+ * statement's snapshot. NULL when sql is not a plain SELECT (or WITH) or the
+ * table is full: the check then runs on its own. */
+static const char *fold_sql(const char *sql, int n)
+{
+    for (int i = 0; i < n_folded; i++)
+        if (folded[i].sql == sql && strcmp(folded[i].text, sql) == 0)
+            return folded[i].folded;
+    const char *p = sql;
+    while (isspace((unsigned char)*p))
+        p++;
+    bool select = strncasecmp(p, "SELECT", 6) == 0 && isspace((unsigned char)p[6]);
+    bool with = strncasecmp(p, "WITH", 4) == 0 && isspace((unsigned char)p[4]);
+    if ((!select && !with) || n > MAX_FOLD_ARGS || n_folded == MAX_FOLDED || strchr(sql, ';'))
+        return NULL;
+    static const char FOLD[] =
+        "SELECT q.* FROM (%s) q WHERE actor_check($%d::bigint, $%d::boolean, $%d::text)";
+    size_t len = strlen(sql) + sizeof FOLD + 32;
+    char *text = strdup(sql), *f = malloc(len);
+    if (!text || !f || snprintf(f, len, FOLD, sql, n + 1, n + 2, n + 3) >= (int)len) {
+        free(text);
+        free(f);
+        return NULL;
+    }
+    folded[n_folded].sql = sql;
+    folded[n_folded].text = text;
+    folded[n_folded].folded = f;
+    return folded[n_folded++].folded;
+}
+
+/* Runs a read's statement with the actor check folded in (or before it when
+ * it does not fold). NULL with actor_fail set when the caller is gone,
+ * inactive or not as guessed: the runtime answers or runs the read again. */
+static PGresult *exec_checked(struct bk_call *c, const char *sql, int n, const char *const *values,
+                              const int *lengths, const int *formats)
+{
+    const char *f = fold_sql(sql, n);
+    if (!f) {
+        if (actor_confirm(c) != 0)
+            return keep_result(c, NULL);
+        if (c->st->actor_fail)
+            return NULL;
+        return keep_result(c, bk_db_exec_bin(c->db, sql, n, values, lengths, formats));
+    }
+    const char *v[MAX_FOLD_ARGS + 3];
+    int len[MAX_FOLD_ARGS + 3], fmt[MAX_FOLD_ARGS + 3];
+    for (int i = 0; i < n; i++) {
+        v[i] = values[i];
+        len[i] = lengths ? lengths[i] : 0;
+        fmt[i] = formats ? formats[i] : 0;
+    }
+    v[n] = c->actor.id;
+    v[n + 1] = c->actor.is_staff ? "t" : "f";
+    v[n + 2] = c->actor.role;
+    for (int i = n; i < n + 3; i++)
+        len[i] = fmt[i] = 0;
+    PGresult *r = bk_db_exec_bin(c->db, f, n + 3, v, len, fmt);
+    const char *state = bk_db_state(r);
+    if (r && !bk_db_ok(r) && strncmp(state, "BKA0", 4) == 0) {
+        c->st->actor_fail = state[4] == '1'   ? ACTOR_GONE
+                            : state[4] == '2' ? ACTOR_INACTIVE
+                                              : ACTOR_CHANGED;
+        c->st->actor_pending = false;
+        snprintf(c->st->sqlstate, sizeof c->st->sqlstate, "%s", state);
+        PQclear(r);
+        return NULL;
+    }
+    if (bk_db_ok(r))
+        c->st->actor_pending = false;
+    return keep_result(c, r);
+}
+
+static PGresult *write_open_send(struct bk_call *c, const struct bk_db_stmt *s);
+
 PGresult *bk_sql(struct bk_call *c, const char *sql, int n, const char *const *params)
 {
+    if (c->st->open && !c->st->open->sent) {
+        const struct bk_db_stmt s = {sql, n, params, NULL, NULL};
+        PGresult *r = write_open_send(c, &s);
+        return r ? keep_result(c, r) : NULL;
+    }
+    if (c->st->actor_pending)
+        return exec_checked(c, sql, n, params, NULL, NULL);
     return keep_result(c, bk_db_exec(c->db, sql, n, params));
 }
 
 PGresult *bk_sql_once(struct bk_call *c, const char *sql, int n, const char *const *params)
 {
+    /* a text built per request does not fold (the fold table is by
+     * address): the caller is checked first, on its own */
+    if (c->st->actor_pending) {
+        if (actor_confirm(c) != 0)
+            return keep_result(c, NULL);
+        if (c->st->actor_fail)
+            return NULL;
+    }
     return keep_result(c, bk_db_exec_once(c->db, sql, n, params));
 }
 
 PGresult *bk_sql_bin(struct bk_call *c, const char *sql, int n, const char *const *values,
                      const int *lengths, const int *formats)
 {
+    if (c->st->open && !c->st->open->sent) {
+        const struct bk_db_stmt s = {sql, n, values, lengths, formats};
+        PGresult *r = write_open_send(c, &s);
+        return r ? keep_result(c, r) : NULL;
+    }
+    if (c->st->actor_pending)
+        return exec_checked(c, sql, n, values, lengths, formats);
     return keep_result(c, bk_db_exec_bin(c->db, sql, n, values, lengths, formats));
 }
 
@@ -1234,8 +1433,89 @@ static void requeue(struct runtime *rt, const struct delivery *d)
     amqp_basic_nack(rt->amqp, 1, d->tag, 0, 1);
 }
 
+static uint32_t token_hash(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a: the slot only; the text decides */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+/* token's claims, from the cache or verified now (and then cached when it
+ * is an access token). *entry is its cache entry, or NULL. */
+static enum bk_jwt_err token_verify(struct runtime *rt, const char *token, int64_t now,
+                                    struct bk_jwt_claims *cl, struct token_entry **entry)
+{
+    *entry = NULL;
+    uint64_t v = bk_jwt_keys_version(rt->key_dir);
+    if (v != token_cache_version) {
+        for (size_t i = 0; i < TOKEN_CACHE; i++) {
+            free(token_cache[i].token);
+            token_cache[i].token = NULL;
+        }
+        token_cache_version = v;
+    }
+    struct token_entry *t = &token_cache[token_hash(token) % TOKEN_CACHE];
+    if (t->token && strcmp(t->token, token) == 0) {
+        if (t->cl.exp <= now)
+            return BK_JWT_EXPIRED;
+        *cl = t->cl;
+        *entry = t;
+        return BK_JWT_OK;
+    }
+    enum bk_jwt_err e = bk_jwt_verify(rt->key_dir, token, now, cl);
+    if (e != BK_JWT_OK || strcmp(cl->token_type, "access") != 0)
+        return e;
+    char *copy = strdup(token);
+    if (!copy)
+        return e; /* verified, just not cached */
+    free(t->token);
+    t->token = copy;
+    t->cl = *cl;
+    t->is_staff = cl->is_staff;
+    snprintf(t->role, sizeof t->role, "%s", cl->role);
+    *entry = t;
+    return e;
+}
+
+/* The 401 of a caller who is gone or inactive (simplejwt's words). */
+static void send_actor_refusal(struct runtime *rt, const struct delivery *d, int fail)
+{
+    bool gone = fail == ACTOR_GONE;
+    send_reply(rt, d, 401,
+               json_pack("{s:s, s:s}", "detail", gone ? "User not found" : "User is inactive",
+                         "code", gone ? "user_not_found" : "user_inactive"));
+}
+
+/* Reads the actor's row now (the check that is not folded): 0 when the call
+ * may proceed, the status already sent (401, 403), or -1 (database). */
+static int actor_settle(struct runtime *rt, const struct delivery *d, const struct bk_command *cmd,
+                        struct bk_call *c)
+{
+    int rc = actor_read(rt->db, &c->actor);
+    if (rc < 0)
+        return -1;
+    if (rc > 0) {
+        send_actor_refusal(rt, d, rc);
+        return 401;
+    }
+    struct token_entry *t = c->st->token;
+    if (t) {
+        t->is_staff = c->actor.is_staff;
+        snprintf(t->role, sizeof t->role, "%s", c->actor.role);
+    }
+    if (cmd->auth == BK_STAFF && !c->actor.is_staff) {
+        send_detail(rt, d, 403, "You do not have permission to perform this action.");
+        return 403;
+    }
+    return 0;
+}
+
 /* Verifies the access token against the command's rule. Returns 0 when the
- * call may proceed, else the reply status it has already sent. */
+ * call may proceed, else the reply status it has already sent (-1: the
+ * database failed). A read by a user proceeds with the user's is_staff and
+ * role as last seen, to be confirmed by its first statement (fold_sql); any
+ * other command reads them first. */
 static int authenticate(struct runtime *rt, const struct delivery *d, const struct bk_command *cmd,
                         const msgpack_object *auth, struct bk_call *c)
 {
@@ -1250,11 +1530,12 @@ static int authenticate(struct runtime *rt, const struct delivery *d, const stru
     }
     char token[BK_JWT_MAX + 1];
     struct bk_jwt_claims cl;
+    struct token_entry *entry = NULL;
     enum bk_jwt_err e = BK_JWT_MALFORMED;
-    if (auth->via.str.size <= BK_JWT_MAX) {
+    if (auth->via.str.size <= BK_JWT_MAX && !memchr(auth->via.str.ptr, '\0', auth->via.str.size)) {
         memcpy(token, auth->via.str.ptr, auth->via.str.size);
         token[auth->via.str.size] = '\0';
-        e = bk_jwt_verify(rt->key_dir, token, bk_now_ms() / 1000, &cl);
+        e = token_verify(rt, token, bk_now_ms() / 1000, &cl, &entry);
     }
     if (e != BK_JWT_OK || strcmp(cl.token_type, "access") != 0) {
         /* public commands ignore credentials, as simplejwt's token views
@@ -1277,34 +1558,18 @@ static int authenticate(struct runtime *rt, const struct delivery *d, const stru
         return 403;
     }
     /* The token says who; the database says whether that user still exists,
-     * is active and is staff now (a demoted staff user loses access at once). */
-    char id[24];
-    snprintf(id, sizeof id, "%lld", (long long)cl.user_id);
-    const char *params[] = {id};
-    PGresult *r =
-        bk_db_exec(rt->db, "SELECT is_active, is_staff, role FROM users WHERE id = $1", 1, params);
-    if (!bk_db_ok(r)) {
-        PQclear(r);
-        return -1;
-    }
-    if (PQntuples(r) == 0 || strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
-        bool gone = PQntuples(r) == 0;
-        PQclear(r);
-        send_reply(rt, d, 401,
-                   json_pack("{s:s, s:s}", "detail", gone ? "User not found" : "User is inactive",
-                             "code", gone ? "user_not_found" : "user_inactive"));
-        return 401;
-    }
+     * is active and is staff now (a demoted staff user loses access at once),
+     * on every command: for a read in its own first statement. */
     c->actor.user_id = cl.user_id;
-    snprintf(c->actor.id, sizeof c->actor.id, "%s", id);
-    c->actor.is_staff = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
-    snprintf(c->actor.role, sizeof c->actor.role, "%s", PQgetvalue(r, 0, 2));
-    PQclear(r);
-    if (cmd->auth == BK_STAFF && !c->actor.is_staff) {
-        send_detail(rt, d, 403, "You do not have permission to perform this action.");
-        return 403;
+    snprintf(c->actor.id, sizeof c->actor.id, "%lld", (long long)cl.user_id);
+    c->actor.is_staff = entry ? entry->is_staff : cl.is_staff;
+    snprintf(c->actor.role, sizeof c->actor.role, "%s", entry ? entry->role : cl.role);
+    c->st->token = entry;
+    if (cmd->auth != BK_STAFF || c->actor.is_staff) {
+        c->st->actor_pending = true;
+        return 0;
     }
-    return 0;
+    return actor_settle(rt, d, cmd, c);
 }
 
 /* What the inbox knows of one write command: who sent it, under which server
@@ -1462,18 +1727,6 @@ static int store_reply(struct runtime *rt, const struct delivery *d, const struc
     return rc;
 }
 
-static int store_events(struct runtime *rt, json_t *events)
-{
-    size_t i;
-    json_t *ev;
-    json_array_foreach(events, i, ev)
-    {
-        if (bk_outbox_put(rt->db, ev) != 0)
-            return -1;
-    }
-    return 0;
-}
-
 static void maybe_crash(const struct delivery *d, const char *when)
 {
 #ifdef BK_TEST_HOOKS
@@ -1505,12 +1758,141 @@ static enum outcome failure(struct runtime *rt, const char *what, const char *sq
     return FAILED;
 }
 
+/* ---- writes: two round trips ------------------------------------------------
+ * A write opens with BEGIN, its caller's check (is_active, is_staff, role:
+ * the guess the handler runs with) and the inbox claim, sent in one libpq
+ * pipeline with the handler's first statement; it closes with the reply
+ * stored in the claimed row, the outbox rows and COMMIT in a second. The
+ * claim is the inbox check: an INSERT that finds this caller's row of the
+ * message id (or a row from before migration 006) inserts nothing, and the
+ * command's work is rolled back and answered from the stored reply. A copy
+ * running the same message concurrently waits on the claim until the first
+ * commits (then finds its row) or rolls back (then runs it). */
+
+static const char SQL_BEGIN[] = "BEGIN";
+static const char SQL_COMMIT[] = "COMMIT";
+static const char SQL_INBOX_CLAIM[] =
+    "INSERT INTO inbox (message_id, caller, command, key_id, fingerprint, status, reply) "
+    "SELECT $1::uuid, $2::text, $3::text, $4::text, $5::bytea, 0, '\\x'::bytea "
+    "WHERE NOT EXISTS (SELECT 1 FROM inbox WHERE message_id = $1::uuid AND key_id IS NULL) "
+    "ON CONFLICT (message_id, caller) DO NOTHING RETURNING 1";
+static const char SQL_INBOX_FILL[] =
+    "UPDATE inbox SET status = $3, reply = $4 WHERE message_id = $1 AND caller = $2";
+
+/* Sends the write's opening statements, with the handler's statement s when
+ * there is one, and returns s's result (NULL when the call cannot go on:
+ * see failed, used, actor_fail). */
+static PGresult *write_open_send(struct bk_call *c, const struct bk_db_stmt *s)
+{
+    struct write_open *w = c->st->open;
+    struct bk_db_stmt st[4];
+    PGresult *res[4];
+    int n = 0, actor = -1, claim, mine = -1;
+    w->sent = true;
+    st[n++] = (struct bk_db_stmt){SQL_BEGIN, 0, NULL, NULL, NULL};
+    const char *who[] = {c->actor.id};
+    if (c->st->actor_pending) {
+        actor = n;
+        st[n++] = (struct bk_db_stmt){SQL_ACTOR, 1, who, NULL, NULL};
+    }
+    const char *v[] = {w->d->message_id, w->k->caller, w->d->command, w->k->key.kid,
+                       (const char *)w->k->fp};
+    static const int len[] = {0, 0, 0, 0, BK_SECRET_FP_LEN}, fmt[] = {0, 0, 0, 0, 1};
+    claim = n;
+    st[n++] = (struct bk_db_stmt){SQL_INBOX_CLAIM, 5, v, len, fmt};
+    if (s) {
+        mine = n;
+        st[n++] = *s;
+    }
+    if (bk_db_pipeline(c->db, n, st, res) != 0) {
+        w->failed = true;
+        return NULL;
+    }
+    w->failed = !bk_db_ok(res[0]) || !bk_db_ok(res[claim]);
+    w->used = bk_db_ok(res[claim]) && PQntuples(res[claim]) == 0;
+    if (actor >= 0) {
+        struct bk_actor fresh = c->actor;
+        int a = actor_row(res[actor], &fresh);
+        res[actor] = NULL;
+        c->st->actor_pending = false;
+        if (a < 0)
+            w->failed = true;
+        else
+            c->st->actor_fail = a ? a : actor_compare(c, &fresh);
+    }
+    PGresult *out = NULL;
+    if (mine >= 0) {
+        out = res[mine];
+        res[mine] = NULL;
+    }
+    for (int i = 0; i < n; i++)
+        PQclear(res[i]);
+    if (w->failed || w->used || c->st->actor_fail) {
+        PQclear(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* Stores the reply in the claimed row, the events in the outbox, and
+ * commits, in one round trip. 0 or -1 (nothing committed). */
+static int write_close(struct runtime *rt, const struct delivery *d, const struct inbox_key *k,
+                       struct bk_call *c, int status, const msgpack_sbuffer *reply)
+{
+    size_t n_ev = c->st->events ? json_array_size(c->st->events) : 0;
+    size_t box_len = reply->size + BK_SECRET_SEAL_OVERHEAD;
+    struct bk_outbox_row *rows = n_ev ? calloc(n_ev, sizeof *rows) : NULL;
+    struct bk_db_stmt st[BK_DB_PIPELINE_MAX];
+    PGresult *res[BK_DB_PIPELINE_MAX] = {NULL};
+    unsigned char *box = malloc(box_len);
+    int rc = -1, n = 0;
+    size_t built = 0;
+    if (!box || box_len > INT_MAX || (n_ev && !rows) || n_ev + 2 > BK_DB_PIPELINE_MAX)
+        goto out;
+    bk_secret_seal(&k->key, k->context, reply->data, reply->size, box);
+    char stat[8];
+    snprintf(stat, sizeof stat, "%d", status);
+    const char *v[] = {d->message_id, k->caller, stat, (const char *)box};
+    const int len[] = {0, 0, 0, (int)box_len}, fmt[] = {0, 0, 0, 1};
+    st[n++] = (struct bk_db_stmt){SQL_INBOX_FILL, 4, v, len, fmt};
+    for (; built < n_ev; built++)
+        if (bk_outbox_row(json_array_get(c->st->events, built), &rows[built], &st[n++]) != 0) {
+            built++;
+            goto out;
+        }
+    st[n++] = (struct bk_db_stmt){SQL_COMMIT, 0, NULL, NULL, NULL};
+    if (bk_db_pipeline(rt->db, n, st, res) != 0)
+        goto out;
+    rc = 0;
+    for (int i = 0; i < n; i++)
+        if (!bk_db_ok(res[i])) {
+            snprintf(c->st->sqlstate, sizeof c->st->sqlstate, "%s", bk_db_state(res[i]));
+            if (PQresultStatus(res[i]) != PGRES_PIPELINE_ABORTED)
+                bk_log(BK_ERROR, d->request_id, "closing the transaction failed: %s",
+                       PQresultErrorMessage(res[i]));
+            rc = -1;
+        }
+    if (rc == 0 && strcmp(PQcmdTuples(res[0]), "1") != 0) {
+        bk_log(BK_ERROR, d->request_id, "the inbox claim is gone");
+        rc = -1;
+    }
+out:
+    for (int i = 0; i < n; i++)
+        PQclear(res[i]);
+    for (size_t i = 0; i < built; i++)
+        bk_outbox_row_free(&rows[i]);
+    free(rows);
+    free(box);
+    return rc;
+}
+
 /* Runs a write command: inbox, transaction, outbox. On DONE the reply is
  * sent and the delivery acked; otherwise nothing is settled. */
 static enum outcome run_write(struct runtime *rt, const struct delivery *d,
                               const struct bk_command *cmd, struct bk_call *c)
 {
     struct inbox_key k;
+    struct write_open w = {0};
     enum outcome result = DONE;
     const char *what = "the inbox";
     msgpack_sbuffer reply;
@@ -1518,56 +1900,94 @@ static enum outcome run_write(struct runtime *rt, const struct delivery *d,
     if (inbox_key_init(rt, d, c, &k) != 0)
         goto retry;
 
-    int stored = replay_stored(rt, d, &k);
-    if (stored < 0)
-        goto retry;
-    if (stored > 0) {
-        ack(rt, d);
-        goto out;
-    }
-    if (bk_db_simple(rt->db, "BEGIN") != 0)
-        goto retry;
-    bk_call_validate(c);
-    int rc = cmd->handler(c);
-    if (rc != 0 || !c->st->replied || c->st->status >= 500) {
+    int rc;
+    for (int attempt = 0;; attempt++) {
+        w = (struct write_open){.d = d, .k = &k};
+        c->st->open = &w;
+        bk_call_validate(c);
+        rc = cmd->handler(c);
+        c->st->open = NULL;
         what = "the handler failed";
-        bk_db_simple(rt->db, "ROLLBACK");
-        goto retry;
-    }
-    what = "storing the outcome";
-    if (pack_reply(&reply, c->st->status, c->st->body, c->st->headers, c->st->blob, c->st->blob_len,
-                   &c->actor) != 0) {
-        bk_db_simple(rt->db, "ROLLBACK");
-        goto retry;
-    }
-    bool success = c->st->status < 400 || c->st->commit_anyway;
-    if (!success) {
-        /* a refusal has no effect: drop whatever the handler did, but keep
-         * the answer so a repeat gets the same one */
-        bk_db_simple(rt->db, "ROLLBACK");
-    }
-    int put = store_reply(rt, d, &k, c->st->status, &reply);
-    if (put < 0) {
-        if (success)
+        /* a handler that ran no statement has not checked its caller yet */
+        if (!w.sent && c->st->actor_pending && actor_confirm(c) != 0)
+            goto rollback;
+        if (!c->st->actor_fail)
+            break;
+        /* the work is void: its caller is gone, inactive, or not what it
+         * ran as (then it runs again, as what the database says, once) */
+        if (w.sent)
             bk_db_simple(rt->db, "ROLLBACK");
-        goto retry;
-    }
-    if (put == 0) {
-        /* a concurrent copy of this message committed first: ours is undone
-         * and the caller gets the first reply */
-        if (success)
-            bk_db_simple(rt->db, "ROLLBACK");
-        if (replay_stored(rt, d, &k) < 0)
-            goto retry;
-        ack(rt, d);
-        goto out;
-    }
-    if (success) {
-        if ((c->st->events && store_events(rt, c->st->events) != 0) ||
-            bk_db_simple(rt->db, "COMMIT") != 0) {
-            bk_db_simple(rt->db, "ROLLBACK");
+        int fail = c->st->actor_fail;
+        struct token_entry *t = c->st->token;
+        call_state_free(c->st);
+        c->st->token = t;
+        if (fail != ACTOR_CHANGED) {
+            send_actor_refusal(rt, d, fail);
+            c->st->status = 401;
+            ack(rt, d);
+            goto out;
+        }
+        int a = attempt == 0 ? actor_settle(rt, d, cmd, c) : -1;
+        if (a < 0) {
+            what = "reading the caller";
             goto retry;
         }
+        if (a > 0) {
+            c->st->status = a;
+            ack(rt, d);
+            goto out;
+        }
+    }
+    if (w.failed) {
+        what = "opening the transaction";
+        goto rollback;
+    }
+    if (w.used) {
+        bk_db_simple(rt->db, "ROLLBACK");
+        if (replay_stored(rt, d, &k) <= 0)
+            goto retry;
+        ack(rt, d);
+        goto out;
+    }
+    if (rc != 0 || !c->st->replied || c->st->status >= 500)
+        goto rollback;
+    what = "storing the outcome";
+    if (pack_reply(&reply, c->st->status, c->st->body, c->st->headers, c->st->blob, c->st->blob_len,
+                   &c->actor) != 0)
+        goto rollback;
+    if (c->st->status >= 400 && !c->st->commit_anyway) {
+        /* a refusal has no effect: drop whatever the handler did, but keep
+         * the answer so a repeat gets the same one */
+        if (w.sent)
+            bk_db_simple(rt->db, "ROLLBACK");
+        int put = store_reply(rt, d, &k, c->st->status, &reply);
+        if (put < 0)
+            goto retry;
+        if (put == 0) {
+            /* a concurrent copy of this message committed first: the
+             * caller gets the first reply */
+            if (replay_stored(rt, d, &k) < 0)
+                goto retry;
+            ack(rt, d);
+            goto out;
+        }
+    } else {
+        if (!w.sent) { /* a handler that succeeded without a statement */
+            c->st->open = &w;
+            write_open_send(c, NULL);
+            c->st->open = NULL;
+            if (w.failed || c->st->actor_fail)
+                goto rollback;
+            if (w.used) {
+                bk_db_simple(rt->db, "ROLLBACK");
+                if (replay_stored(rt, d, &k) <= 0)
+                    goto retry;
+                ack(rt, d);
+                goto out;
+            }
+        }
+        if (write_close(rt, d, &k, c, c->st->status, &reply) != 0)
+            goto rollback;
         if (c->st->events)
             bk_outbox_wake(rt->outbox);
     }
@@ -1575,6 +1995,9 @@ static enum outcome run_write(struct runtime *rt, const struct delivery *d,
     send_reply_bytes(rt, d, reply.data, reply.size);
     ack(rt, d);
     goto out;
+rollback:
+    if (w.sent)
+        bk_db_simple(rt->db, "ROLLBACK");
 retry:
     result = failure(rt, what, c->st->sqlstate);
     bk_log(BK_WARN, d->request_id, "%s failed (%s): %s", d->command,
@@ -1591,6 +2014,29 @@ static enum outcome run_read(struct runtime *rt, const struct delivery *d,
 {
     bk_call_validate(c);
     int rc = cmd->handler(c);
+    /* a handler that ran no statement (a 400, a 404 of a malformed id) has
+     * not checked its caller yet */
+    if (c->st->actor_pending && actor_confirm(c) != 0)
+        return failure(rt, "reading the caller", c->st->sqlstate);
+    if (c->st->actor_fail) {
+        /* the handler's work is void: its caller is gone, inactive, or not
+         * what it ran as (then it runs again, as what the database says) */
+        int fail = c->st->actor_fail;
+        struct token_entry *t = c->st->token;
+        call_state_free(c->st);
+        c->st->token = t;
+        int a = fail == ACTOR_CHANGED ? actor_settle(rt, d, cmd, c)
+                                      : (send_actor_refusal(rt, d, fail), 401);
+        if (a < 0)
+            return failure(rt, "reading the caller", c->st->sqlstate);
+        if (a > 0) {
+            ack(rt, d);
+            c->st->status = a;
+            return DONE;
+        }
+        bk_call_validate(c);
+        rc = cmd->handler(c);
+    }
     if (rc != 0 || !c->st->replied || c->st->status >= 500)
         return failure(rt, "the handler failed", c->st->sqlstate);
     msgpack_sbuffer sb;

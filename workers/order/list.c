@@ -8,11 +8,13 @@
 
 /* One page and the count in one statement (one snapshot), the representation
  * built only for the rows of the page. $1 limit, $2 offset, then the
- * filter's own parameters. */
+ * filter's own parameters. order_json(o, p) is inlined into the statement's
+ * plan (schema/008_inline.sql): nothing is planned per execution. */
 #define ORDER_PAGE(where)                                                                          \
     "SELECT (SELECT count(*) FROM orders o WHERE " where "), "                                     \
-    "coalesce((SELECT json_agg(order_json(o) ORDER BY o.order_date DESC, o.id DESC) "              \
-    "FROM orders o WHERE o.id IN (SELECT o.id FROM orders o WHERE " where                          \
+    "coalesce((SELECT json_agg(order_json(o, p) ORDER BY o.order_date DESC, o.id DESC) "           \
+    "FROM orders o LEFT JOIN payments p ON p.order_id = o.id "                                     \
+    "WHERE o.id IN (SELECT o.id FROM orders o WHERE " where                                        \
     " ORDER BY o.order_date DESC, o.id DESC LIMIT $1 OFFSET $2)), '[]')"
 
 /* Separate statements rather than "$3 IS NULL OR ...": each gets a plan that
@@ -50,8 +52,8 @@ static const struct bk_list_field order_fields[] = {
     {NULL, NULL, 0, 0, NULL},
 };
 static const struct bk_list_spec order_spec = {
-    .from = "orders o",
-    .row = "order_json(o)",
+    .from = "orders o LEFT JOIN payments p ON p.order_id = o.id",
+    .row = "order_json(o, p)",
     .key = "o.id",
     .order = "o.order_date DESC, o.id DESC",
     .tiebreak = "o.id DESC",
@@ -97,16 +99,17 @@ int order_list(struct bk_call *c)
     return bk_reply_page_text(c, &page, atoll(PQgetvalue(r, 0, 0)), PQgetvalue(r, 0, 1));
 }
 
+/* One order with its payment, inlined as ORDER_PAGE's rows are. */
+#define ORDER_ONE "SELECT order_json(o, p) FROM orders o LEFT JOIN payments p ON p.order_id = o.id "
+
 int order_get(struct bk_call *c)
 {
     const char *id = bk_in_str(c, "id");
     if (bk_failed(c))
         return bk_reply_invalid(c);
-    PGresult *r =
-        c->actor.is_staff
-            ? BK_SQL(c, "SELECT order_json(o) FROM orders o WHERE o.id = $1", id)
-            : BK_SQL(c, "SELECT order_json(o) FROM orders o WHERE o.id = $1 AND o.user_id = $2", id,
-                     c->actor.id);
+    PGresult *r = c->actor.is_staff
+                      ? BK_SQL(c, ORDER_ONE "WHERE o.id = $1", id)
+                      : BK_SQL(c, ORDER_ONE "WHERE o.id = $1 AND o.user_id = $2", id, c->actor.id);
     if (!r)
         return -1;
     if (PQntuples(r) == 0)

@@ -1,5 +1,6 @@
 /* order.place: a new pending order of the caller; the database computes the
- * total and builds the representation that the reply and order.placed share. */
+ * total and builds the representation that the reply and order.placed share
+ * (a new order has no payment: order_json's inlinable form, 008_inline.sql). */
 #include "workers/order/order.h"
 
 int order_place(struct bk_call *c)
@@ -14,7 +15,7 @@ int order_place(struct bk_call *c)
     PGresult *r =
         BK_SQL(c,
                "INSERT INTO orders (user_id, product_name, quantity, price) "
-               "VALUES ($1, $2, $3, $4) RETURNING order_json(orders)",
+               "VALUES ($1, $2, $3, $4) RETURNING order_json(orders, NULL::payments)",
                c->actor.id, name, bk_strf(c, "%lld", (long long)quantity), bk_money_str(c, price));
     if (!r || PQntuples(r) != 1)
         return -1;

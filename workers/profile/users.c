@@ -232,8 +232,10 @@ static int reply_detail(struct bk_call *c, int status, PGresult *r)
     return u ? bk_reply(c, status, u) : -1;
 }
 
-static const char SQL_DETAIL[] = "SELECT profile_json(u, $2), profile_nested_json(u.id, $2) "
-                                 "FROM users u WHERE u.id = $1 AND u.is_active";
+/* profile_rep and profile_nested are inlined into this statement's plan
+ * (schema/008_inline.sql): nothing is planned per execution. */
+static const char SQL_DETAIL[] = "SELECT p, n FROM users u, profile_rep(u, $2) p, "
+                                 "profile_nested(u.id, $2) n WHERE u.id = $1 AND u.is_active";
 
 int profile_get(struct bk_call *c)
 {
