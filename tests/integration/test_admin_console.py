@@ -15,7 +15,7 @@ from helpers import (HTTP_URL, PASSWORD, RUN_DIR, amqp_call, db, http, http_raw,
 
 try:
     from selenium import webdriver
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -91,7 +91,9 @@ class Console(unittest.TestCase):
     # -- helpers
 
     def wait(self, cond, timeout=10):
-        return WebDriverWait(self.browser, timeout).until(cond)
+        # the page re-renders as answers come: an element may go stale between looks
+        return WebDriverWait(self.browser, timeout,
+                             ignored_exceptions=(StaleElementReferenceException,)).until(cond)
 
     def text_appears(self, text, timeout=10):
         try:
@@ -204,12 +206,14 @@ class Console(unittest.TestCase):
         self.assertEqual(reply["status"], 500)
         self.open("dead-letters")
         b.find_element(By.NAME, "command").send_keys("profile.update")
-        row = self.wait(EC.presence_of_element_located(
-            (By.CSS_SELECTOR, f'#dead-letters tr[data-id="{mid}"]')))
-        self.assertIn("********", row.text)
-        self.assertNotIn("not-shown", row.text)
+        row_css = f'#dead-letters tr[data-id="{mid}"]'
+        # the list reloads while the filter is typed: read the row once it settled
+        text = self.wait(lambda b: next((r.text for r in b.find_elements(By.CSS_SELECTOR, row_css)
+                                         if "********" in r.text), False))
+        self.assertNotIn("not-shown", text)
         self.shot("dead-letters")
-        row.find_element(By.CSS_SELECTOR, "input[type=checkbox]").click()
+        row = self.wait(EC.element_to_be_clickable((By.CSS_SELECTOR, row_css + " input")))
+        row.click()
         self.click("#replay")
         self.text_appears("Replayed 1")
         deadline = time.monotonic() + 10

@@ -220,7 +220,7 @@ function Users() {
     <table id="users" class="striped"><thead><tr>
       <th>id</th><th>username</th><th>email</th><th>name</th><th>role</th><th>staff</th><th>active</th><th>joined</th>
     </tr></thead><tbody>
-      ${rows.map((u) => html`<tr>
+      ${rows.map((u) => html`<tr key=${u.id}>
         <td>${u.id}</td><td><a href="#/users/${u.id}">${u.username}</a></td><td>${u.email}</td>
         <td>${u.first_name} ${u.last_name}</td><td>${u.role}</td><td>${u.is_staff ? "yes" : "no"}</td>
         <td>${u.is_active ? "yes" : "no"}</td><td>${(u.date_joined || "").slice(0, 10)}</td></tr>`)}
@@ -367,7 +367,7 @@ function OrderTable({ rows }) {
   return html`<table class="striped orders"><thead><tr>
     <th>id</th><th>user</th><th>product</th><th>qty</th><th>total</th><th>status</th><th>payment</th><th>date</th>
   </tr></thead><tbody>
-    ${rows.map((o) => html`<tr>
+    ${rows.map((o) => html`<tr key=${o.id}>
       <td><a href="#/orders/${o.id}">${o.id}</a></td><td><a href="#/users/${o.user}">${o.user}</a></td>
       <td>${o.product_name}</td><td>${o.quantity}</td><td>${o.total}</td><td>${o.status}</td>
       <td>${o.payment ? o.payment.status : "—"}</td><td>${(o.order_date || "").slice(0, 16)}</td></tr>`)}
@@ -465,7 +465,7 @@ function Payments() {
     <${ListError} res=${l.res} />
     <table id="payments" class="striped"><thead><tr>
       <th>id</th><th>order</th><th>amount</th><th>status</th><th>date</th></tr></thead><tbody>
-      ${rows.map((p) => html`<tr><td>${p.id}</td><td><a href="#/orders/${p.order}">#${p.order}</a></td>
+      ${rows.map((p) => html`<tr key=${p.id}><td>${p.id}</td><td><a href="#/orders/${p.order}">#${p.order}</a></td>
         <td>${p.amount}</td><td>${p.status}</td><td>${(p.payment_date || "").slice(0, 16)}</td></tr>`)}
     </tbody></table>
     <${Pager} page=${l.page} data=${l.res && l.res.ok ? l.res.data : null} onPage=${l.setPage} />
@@ -505,7 +505,7 @@ function DeadLetters() {
     <table id="dead-letters" class="striped"><thead><tr>
       <th></th><th>command</th><th>reason</th><th>dead since</th><th>publisher</th><th>args (secrets masked)</th>
     </tr></thead><tbody>
-      ${rows.map((d) => html`<tr data-id=${d.message_id}>
+      ${rows.map((d) => html`<tr key=${d.message_id} data-id=${d.message_id}>
         <td><input type="checkbox" disabled=${!d.message_id} checked=${!!picked[d.message_id]}
                    onChange=${(e) => setPicked({ ...picked, [d.message_id]: e.target.checked })} /></td>
         <td>${d.command}</td><td>${d.reason}</td><td>${(d.dead_lettered_at || "").slice(0, 19)}</td>
@@ -529,7 +529,7 @@ function AuditTable({ query, tick }) {
   return html`<table class="striped audit"><thead><tr>
     <th>when</th><th>event</th><th>object</th><th>who</th><th>via</th><th>before</th><th>after</th><th>request</th>
   </tr></thead><tbody>
-    ${res.data.results.map((e) => html`<tr>
+    ${res.data.results.map((e) => html`<tr key=${e.id}>
       <td>${e.occurred_at.slice(0, 19).replace("T", " ")}</td><td>${e.event}</td>
       <td>${e.object_type} ${e.object_id}</td>
       <td>${e.actor.username || e.actor.service || (e.actor.user_id ? `#${e.actor.user_id}` : "—")}</td>
