@@ -7,7 +7,7 @@
  * A queue cannot be read without taking its messages: each call takes up to
  * SCAN_MAX of them unacknowledged (basic.get), acts on those it wants, and
  * closes its connection, which gives the others back to the queue in their
- * order. A list running at the same time as another call sees fewer.
+ * order. Calls take turns (an advisory lock), so none sees a part of it.
  *
  * Replay is backendctl replay-dead-letters' (workers/ctl/replay.c): the
  * message id is kept, so a command that had in fact taken effect gets its
@@ -277,7 +277,26 @@ static int replay(struct bk_call *c, amqp_connection_state_t conn, struct scan *
 
 /* Takes up to SCAN_MAX dead letters and does s->action with those it wants.
  * 0, or -1 when the broker failed (whatever was done stays done). */
+static int scan_queue(struct bk_call *c, struct scan *s);
+
+/* One call at a time, across the worker's copies: a scan holds the messages
+ * it looked at until it closes, so a second one at the same moment would
+ * see a part of the queue (a list typed into, a replay during a list). A
+ * write takes the transaction's lock (released at its commit or rollback);
+ * a read, which has no transaction, the session's, released here. */
 static int scan(struct bk_call *c, struct scan *s)
+{
+    bool write = s->action != LIST;
+    if (!BK_SQL(c, write ? "SELECT pg_advisory_xact_lock(hashtext('backend.dead'))"
+                         : "SELECT pg_advisory_lock(hashtext('backend.dead'))"))
+        return -1;
+    int rc = scan_queue(c, s);
+    if (!write && !BK_SQL(c, "SELECT pg_advisory_unlock(hashtext('backend.dead'))"))
+        return -1;
+    return rc;
+}
+
+static int scan_queue(struct bk_call *c, struct scan *s)
 {
     amqp_connection_state_t conn =
         bk_amqp_connect_as("profile-dead-letters", 0, BK_AMQP_DEAD_LETTERS);
