@@ -1,8 +1,11 @@
 """scripts/chaos driver: a seeded mixed load over HTTP and AMQP while processes
 are SIGKILLed and restarted, then invariants against PostgreSQL, an event tap
-and backend.dead. Run by scripts/chaos (which exports the instance's
-coordinates); exit 0 only when every invariant holds."""
+and backend.dead (and, on a cluster, the quorum queues' members). Run by
+scripts/chaos (which exports the instance's coordinates, and BK_CLUSTER=1 with
+the nodes' ports when the broker is the 3-node cluster); exit 0 only when
+every invariant holds."""
 import argparse
+import calendar
 import http.client as httpclient
 import json
 import os
@@ -30,11 +33,18 @@ INSTANCE = E["BK_INSTANCE"]
 PG_DIR = E["BK_PG_DIR"]
 RMQ_DIR = E["BK_RMQ_DIR"]
 SERVICE = E.get("BK_CHAOS_SERVICE", "chaos")
+CLUSTER = E.get("BK_CLUSTER") == "1"
+CLUSTER_DIR = E.get("BK_CLUSTER_DIR", "")
+# every node's AMQP port on a cluster (node i at index i - 1), else the one
+AMQP_PORTS = [int(p) for p in E.get("BK_CLUSTER_PORTS", "").split()] if CLUSTER else [AMQP_PORT]
 STAFF_PASSWORD = "Chaos-staff-pass-9"
 PASSWORD = "v3ry-Secret-pass"
 WORKERS = ["auth-worker", "profile-worker", "order-worker", "payment-worker"]
 PROCS = WORKERS + ["notify-worker", "bridge"]
-KINDS = ["worker-copy", "worker", "bridge", "postgres", "rabbitmq"]
+KINDS = ["worker-copy", "worker", "bridge", "postgres", "rabbitmq", "rabbitmq-node"]
+# what the broker of the instance allows: the whole single node, or one node
+# of the cluster (the cluster's promise is about losing a minority)
+BROKER_KIND = "rabbitmq-node" if CLUSTER else "rabbitmq"
 CMD_DEADLINE_S = float(E.get("BK_CHAOS_CMD_DEADLINE_S", "120"))
 
 T0 = time.monotonic()
@@ -55,9 +65,20 @@ def password(user):
 
 
 def amqp(user):
-    return pika.BlockingConnection(pika.ConnectionParameters(
-        host="127.0.0.1", port=AMQP_PORT, credentials=pika.PlainCredentials(user, password(user)),
-        heartbeat=0, blocked_connection_timeout=30, connection_attempts=1, socket_timeout=5))
+    """A connection as user to a node that answers: on a cluster the nodes in
+    turn from a random one (a client's failover; one may be down)."""
+    start = random.randrange(len(AMQP_PORTS))
+    err = None
+    for k in range(len(AMQP_PORTS)):
+        port = AMQP_PORTS[(start + k) % len(AMQP_PORTS)]
+        try:
+            return pika.BlockingConnection(pika.ConnectionParameters(
+                host="127.0.0.1", port=port, credentials=pika.PlainCredentials(user, password(user)),
+                heartbeat=0, blocked_connection_timeout=30, connection_attempts=1,
+                socket_timeout=5))
+        except pika.exceptions.AMQPConnectionError as e:
+            err = e
+    raise err
 
 
 def db():
@@ -119,8 +140,11 @@ def children(pid):
 def lib(snippet, timeout=180):
     """Runs snippet after sourcing scripts/lib.sh for this instance."""
     env = dict(E, BK_TEST_DIR=RUN_DIR) if INSTANCE == "test" else dict(E)
+    # on a cluster every process started here is told its nodes
+    cluster = "bk_cluster_export_env && " if CLUSTER else ""
     out = subprocess.run(["bash", "-c", f". scripts/lib.sh && bk_instance {INSTANCE} && "
-                          f"bk_export_backend_env && {snippet}"], cwd=REPO, env=env,
+                          f"bk_cluster_init && bk_export_backend_env && {cluster}{snippet}"],
+                         cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
         raise RuntimeError(f"{snippet}: {out.stdout}{out.stderr}")
@@ -138,13 +162,42 @@ def gone(pid, kids=()):
     wait(lambda: not any(alive(k) for k in kids), 10, 0.05)
 
 
+# On a cluster: start the nodes that are down and wait until they are
+# members again (bk_cluster_start skips the running ones).
+RMQ_UP = ("{ (for ((i = 1; i <= BK_CLUSTER_SIZE; i++)); do bk_cluster_node_alive $i || exit 1; "
+          "done) || "
+          "bk_cluster_start >/dev/null; }") if CLUSTER else \
+    "{ bk_rmq_alive || { bk_rmq_start && bk_broker_setup && bk_ctl broker-setup >/dev/null; }; }"
+
+
 def restore():
     """Brings back whatever a failed fault left down, as the scripts start it."""
     snippet = ("{ bk_pg_alive || { rm -f \"$(readlink -f \"$BK_PG_DIR\")/data/postmaster.pid\" "
                "\"$(readlink -f \"$BK_PG_DIR\")/sock/.s.PGSQL.$BK_PG_PORT.lock\"; "
-               "bk_pg_start; }; } && { bk_rmq_alive || { bk_rmq_start && bk_broker_setup && "
-               "bk_ctl broker-setup >/dev/null; }; } && bk_start_procs")
+               f"bk_pg_start; }}; }} && {RMQ_UP} && bk_start_procs")
     lib(snippet, 300)
+
+
+def quorum_queues():
+    """[(name, members, online)] of the cluster's quorum queues, via the
+    rabbitmqctl of a running node."""
+    out = subprocess.run([os.path.join(CLUSTER_DIR, "rabbitmqctl"), "list_queues", "name", "type",
+                          "members", "online", "--formatter", "json"],
+                         capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl list_queues: {out.stderr.strip()}")
+    return [(q["name"], q.get("members") or [], q.get("online") or [])
+            for q in json.loads(out.stdout) if q.get("type") == "quorum"]
+
+
+def replicated():
+    """True when every quorum queue has a member on each node, all online."""
+    try:
+        qs = quorum_queues()
+    except (RuntimeError, ValueError, subprocess.TimeoutExpired):
+        return False
+    return bool(qs) and all(len(m) == len(AMQP_PORTS) and sorted(o) == sorted(m)
+                            for _, m, o in qs)
 
 
 def healthy():
@@ -498,6 +551,29 @@ class Run:
             time.sleep(downtime)
             lib("bk_rmq_start && bk_broker_setup && bk_ctl broker-setup >/dev/null", 300)
             self.faults.append((t, kind, "rabbitmq", pid, now() - t))
+        elif kind == "rabbitmq-node":
+            # a node's loss is a minority only when the other two hold every
+            # queue (after an earlier kill, or test_cluster.py's, they catch up)
+            if not wait(replicated, 120, 0.5):
+                raise RuntimeError("not every quorum queue has its three members online")
+            t = now()
+            node = 1 + int(pick * len(AMQP_PORTS))
+            pid = pid_in(os.path.join(CLUSTER_DIR, f"node{node}", "rabbit.pid"))
+            if not pid or not alive(pid):
+                raise RuntimeError(f"cluster node {node} does not run")
+            kids = children(pid)
+            os.kill(pid, signal.SIGKILL)
+            gone(pid, kids)
+            time.sleep(downtime)
+            # it boots and rejoins the two others by itself; then each
+            # quorum queue's member on it catches up (the next fault waits
+            # for that: two nodes down at once is beyond the promise)
+            lib(RMQ_UP, 300)
+            back = now() - t
+            if not wait(replicated, 120, 0.5):
+                raise RuntimeError(f"node {node} restarted, but not every quorum queue has its "
+                                   "three members online within 120 s")
+            self.faults.append((t, kind, f"node {node} (in sync {now() - t:.1f}s)", pid, back))
         log(f"fault {kind}: {self.faults[-1][2]} pid {self.faults[-1][3]}, back after "
             f"{self.faults[-1][4]:.1f}s")
 
@@ -522,6 +598,27 @@ def log_since(name, offset):
         return ""
 
 
+def caller_gone(h, props):
+    """How a dead letter met its caller's deadline: "expired" (the broker
+    expired it), "held" (a worker held it through a database outage and
+    dead-lettered it unrun at the deadline), or None (it died otherwise)."""
+    if "x-bk-last-error" in h:
+        return None  # a failure of the command itself, retried and given up
+    reason = h.get("x-first-death-reason")
+    if reason == "expired":
+        return "expired"
+    deaths = h.get("x-death") or []
+    exp = deaths[0].get("original-expiration") if deaths else None
+    when = deaths[0].get("time") if deaths else None
+    sent = h.get("timestamp_in_ms") or (props.timestamp or 0) * 1000
+    if reason != "rejected" or exp is None or when is None or not sent:
+        return None
+    # the worker gives up 500 ms before the deadline; x-death's time has
+    # whole seconds
+    died_ms = (calendar.timegm(when.timetuple()) + 1) * 1000
+    return "held" if died_ms >= int(sent) + int(exp) - 500 else None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=1)
@@ -535,6 +632,10 @@ def main():
     for k in a.faults:
         if k not in KINDS:
             sys.exit(f"chaos: unknown fault kind {k!r} (known: {', '.join(KINDS)}, none)")
+        if k in ("rabbitmq", "rabbitmq-node") and k != BROKER_KIND:
+            sys.exit(f"chaos: {k} needs {'a single node' if CLUSTER else 'the cluster'}; this "
+                     f"instance runs {'the cluster' if CLUSTER else 'a single node'}: use "
+                     f"{BROKER_KIND}")
     if not a.fault_count:
         a.fault_count = max(len(a.faults), a.commands // 150) if a.faults else 0
     if not a.faults:
@@ -544,7 +645,8 @@ def main():
     run.load_over = False
     run.skipped_faults, run.fault_errors, run.copy_kills = [], [], {}
     log(f"chaos run {run.tag}: seed {a.seed}, {a.commands} commands, {a.clients} clients, "
-        f"{a.fault_count} faults of {','.join(a.faults) or 'none'}")
+        f"{a.fault_count} faults of {','.join(a.faults) or 'none'}, RabbitMQ "
+        f"{'cluster on ' + ','.join(map(str, AMQP_PORTS)) if CLUSTER else 'single node'}")
     if not wait(healthy, 60):
         sys.exit("chaos: the system is not healthy (GET /api/health/ != 200)")
     sizes = log_sizes()
@@ -744,7 +846,8 @@ def main():
 
     # (5) dead letters of the run (they stay in backend.dead)
     mids = {r["mid"] for r in recs if "mid" in r}
-    dead, tags, expired = [], [], []
+    http_recs = {r["key"]: r for r in recs if r.get("via") == "http"}
+    dead, tags, expired, gave_up = [], [], [], []
     while True:
         method, props, payload = ch.basic_get("backend.dead", auto_ack=False)
         if method is None:
@@ -753,17 +856,23 @@ def main():
         h = props.headers or {}
         rid = str(h.get("x-request-id", ""))
         if props.message_id in mids or rid.startswith(run.tag) or run.tag.encode() in payload:
-            if h.get("x-first-death-reason") == "expired" and rid.startswith(run.tag) and \
-                    "x-bk-last-error" not in h:
-                # an HTTP attempt whose caller's deadline (the bridge's
-                # expiration) passed in the queue, typically redelivered after
-                # RabbitMQ died before the worker's ack: the caller got a 5xx
-                # and retried with the same key; the command itself is checked above
-                expired.append(rid)
+            late = caller_gone(h, props)
+            rec = http_recs.get(rid.rsplit("-", 1)[0]) if rid.startswith(run.tag) else None
+            if late and rec is not None and isinstance(rec.get("status"), int):
+                # An HTTP attempt whose caller's deadline (the bridge's
+                # expiration) passed before it could run: expired in the
+                # queue (typically redelivered after RabbitMQ died before
+                # the worker's ack), or held by a worker through a database
+                # outage longer than the deadline and dead-lettered unrun
+                # with a 503 at it (by design: see "An outage costs a
+                # command nothing"). Its caller retried with the same key
+                # and was answered; the command itself is checked above.
+                (expired if late == "expired" else gave_up).append(rid)
                 ch.basic_ack(method.delivery_tag)
                 tags.pop()
                 continue
-            dead.append((props.message_id, rid, h.get("x-bk-last-error")))
+            dead.append((props.message_id, rid, h.get("x-bk-last-error") or
+                         h.get("x-first-death-reason")))
     if tags:
         ch.basic_nack(tags[-1], multiple=True, requeue=True)
     conn.close()
@@ -852,6 +961,20 @@ def main():
             fail(6, f"{name}: pid {pids0[name]} was replaced by {pid}, not by us")
     for e in run.fault_errors:
         fail(6, f"fault: {e}")
+
+    # (7) a cluster ends as it began: each quorum queue (the worker queues,
+    # backend.dead, ...) with a member on every node, all online
+    queues_checked = 0
+    if CLUSTER:
+        if not wait(replicated, 60, 0.5):
+            try:
+                for name, m, o in quorum_queues():
+                    if len(m) != len(AMQP_PORTS) or sorted(o) != sorted(m):
+                        fail(7, f"quorum queue {name}: members {m}, online {o}")
+            except (RuntimeError, ValueError, subprocess.TimeoutExpired) as e:
+                fail(7, f"cannot list the quorum queues: {e}")
+        else:
+            queues_checked = len(quorum_queues())
     if run.abort:
         fail(6, f"the load stopped: no successful answer for {stall:.0f}s")
 
@@ -892,14 +1015,18 @@ def main():
         print(f"  at {f[0] - started:6.2f}s  {f[1]:<11} {f[2]:<22} pid {f[3]:<8} back after {f[4]:.1f}s")
     print(f"longest pause without a successful answer: {pause:.2f}s (from {at - started:.2f}s)")
     print(f"effects checked: {checked['exact']} exactly once, {checked['at-most-once']} at most once")
-    print(f"backend.dead: {len(dead)} commands of the run, {len(expired)} expired HTTP attempts "
-          f"(the bridge's deadline passed in the queue; retried by their client; removed)")
+    print(f"backend.dead: {len(dead)} commands of the run; HTTP attempts past their caller's "
+          f"deadline, retried by their client with the same key and answered (removed): "
+          f"{len(expired)} expired in the queue, {len(gave_up)} held through a database outage "
+          f"longer than the deadline (503)")
     print(f"events on the tap: {len(events)} distinct, {dups} duplicates; {events_checked} "
           f"expected events checked")
     names = {1: "answered commands' effects exactly once", 2: "unanswered at most one effect",
              3: "every committed effect's event published", 4: "outbox empty",
-             5: "no command of the run in backend.dead", 6: "no crash we did not cause"}
-    for inv in range(1, 7):
+             5: "no command of the run in backend.dead", 6: "no crash we did not cause",
+             7: f"every quorum queue on all {len(AMQP_PORTS)} nodes, online "
+                f"({queues_checked} queues)"}
+    for inv in range(1, 8 if CLUSTER else 7):
         msgs = problems.get(inv, [])
         print(f"  ({inv}) {names[inv]}: {'ok' if not msgs else f'FAILED ({len(msgs)})'}")
         for m in msgs[:10]:

@@ -207,6 +207,21 @@ class Bodies(unittest.TestCase):
         self.assertEqual((status, body), (413, TOO_LARGE))
 
 
+    def test_multipart_names_not_utf8_are_400(self):
+        # a worker refuses a command whose keys are not UTF-8 as undecodable:
+        # the bridge must not send one (found by fuzz_bridge_multipart)
+        boundary = "b0undary"
+        for disposition in (b'name="\xff\xfe"; filename="a.png"', b'name="file"; filename="\xff.png"',
+                            b'name="t\xc3"'):
+            with self.subTest(disposition=disposition):
+                form = (f"--{boundary}\r\nContent-Disposition: form-data; ".encode() + disposition +
+                        f"\r\nContent-Type: image/png\r\n\r\nx\r\n--{boundary}--\r\n".encode())
+                status, _, body = http("PUT", "/api/profile/picture/", raw=form, headers={
+                    "Content-Type": f"multipart/form-data; boundary={boundary}"})
+                self.assertEqual(status, 400)
+                self.assertIn("must be UTF-8", body["detail"])
+
+
 class Headers(unittest.TestCase):
     def test_request_id_echoed(self):
         rid = f"it-{uuid.uuid4().hex}"

@@ -555,6 +555,15 @@ static enum MHD_Result on_query(void *cls, enum MHD_ValueKind kind, const char *
     return MHD_YES;
 }
 
+/* Whether s is UTF-8 (as jansson, which takes only that, judges it). */
+static bool utf8_ok(const char *s)
+{
+    json_t *v = json_string(s);
+    bool ok = v != NULL;
+    json_decref(v);
+    return ok;
+}
+
 /* The multipart fields into args (text) and the file list (bin). Returns 0,
  * or -1 with *err set. A later field of the same name wins. */
 static int form_args(struct req *r, json_t *args, struct br_file **files, json_t **err)
@@ -564,6 +573,19 @@ static int form_args(struct req *r, json_t *args, struct br_file **files, json_t
         struct br_file *p = r->parts;
         r->parts = p->next;
         p->next = NULL;
+        /* Names become keys of the command and its <name>_filename, and a
+         * worker refuses a command whose keys are not UTF-8 as undecodable:
+         * such a part is the client's error, not a command to send (found
+         * by fuzz_bridge_multipart). 255 bytes keep <name>_content_type
+         * whole. */
+        if (strlen(p->name) > 255 || !utf8_ok(p->name) || (p->filename && !utf8_ok(p->filename)) ||
+            (p->content_type && !utf8_ok(p->content_type))) {
+            *err = json_pack("{s:s}", "detail",
+                             "Multipart form parse error - Field names, file names and types "
+                             "must be UTF-8, names at most 255 bytes.");
+            br_request_free_files(p);
+            return -1;
+        }
         bool later = false;
         for (struct br_file *q = r->parts; q; q = q->next)
             later |= strcmp(q->name, p->name) == 0;
