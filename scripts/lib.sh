@@ -375,6 +375,10 @@ bk_broker_identities() {
     printf '%s\n' "admin impersonator .* .* .*"
     printf '%s\n' 'bridge - ^$ ^backend\.commands$ ^$'
     printf '%s\n' 'relay - ^$ ^backend\.events$ ^$'
+    # the staff's dead-letter commands (profile worker): read backend.dead,
+    # republish to backend.commands; no impersonator (the workers take the
+    # original publisher from its x-bk-publisher header)
+    printf '%s\n' 'dead-letters - ^$ ^backend\.commands$ ^backend\.dead$'
     for w in "${BK_WORKERS[@]}"; do
         q=${w%-worker}
         printf '%s\n' "$w - ^\$ ^(amq\.default|backend\.retry|backend\.dlx)\$ ^$q\.commands\$"
@@ -876,6 +880,9 @@ bk_proc_identity() {
     case " ${BK_WORKERS[*]} " in
     *" $1 "*) export BACKEND_RELAY_AMQP_USER=relay BACKEND_RELAY_AMQP_PASSWORD_FILE=$BK_BROKER_DIR/relay.password ;;
     esac
+    # only the profile worker runs the staff's dead-letter commands
+    [ "$1" != profile-worker ] ||
+        export BACKEND_DEAD_LETTERS_AMQP_PASSWORD_FILE=$BK_BROKER_DIR/dead-letters.password
     case " ${BK_SUBSCRIBERS[*]} " in
     *" $1 "*) export BACKEND_RELAY_AMQP_USER=relay ;;
     esac

@@ -189,6 +189,8 @@ const char *bk_amqp_user(enum bk_amqp_identity identity)
 {
     if (identity == BK_AMQP_RELAY && bk_config_set("relay_amqp_user"))
         return bk_config_str("relay_amqp_user");
+    if (identity == BK_AMQP_DEAD_LETTERS)
+        return bk_config_str("dead_letters_amqp_user");
     return bk_config_str("amqp_user");
 }
 
@@ -198,10 +200,13 @@ const char *bk_amqp_user(enum bk_amqp_identity identity)
 static int password_of(enum bk_amqp_identity identity, char *out, size_t n)
 {
     bool relay = identity == BK_AMQP_RELAY && bk_config_set("relay_amqp_user");
-    const char *key = relay ? "relay_amqp_password_file" : "amqp_password_file";
+    bool dead = identity == BK_AMQP_DEAD_LETTERS;
+    const char *key = relay  ? "relay_amqp_password_file"
+                      : dead ? "dead_letters_amqp_password_file"
+                             : "amqp_password_file";
     if (!bk_config_set(key)) {
-        if (relay) {
-            bk_log(BK_ERROR, NULL, "config: relay_amqp_user is set but not %s", key);
+        if (relay || dead) {
+            bk_log(BK_ERROR, NULL, "config: %s is unset", key);
             return -1;
         }
         snprintf(out, n, "%s", bk_config_str("amqp_password"));

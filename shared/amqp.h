@@ -49,8 +49,9 @@ const struct bk_amqp_queue *bk_amqp_queue_for(const char *command);
  * identity as the AMQP user_id property, which RabbitMQ checks against the
  * connection's user, so a consumer knows who published (not who claims to). */
 enum bk_amqp_identity {
-    BK_AMQP_PROCESS, /* amqp_user, amqp_password_file (else amqp_password) */
-    BK_AMQP_RELAY,   /* relay_amqp_user, relay_amqp_password_file; unset: BK_AMQP_PROCESS */
+    BK_AMQP_PROCESS,      /* amqp_user, amqp_password_file (else amqp_password) */
+    BK_AMQP_RELAY,        /* relay_amqp_user, relay_amqp_password_file; unset: BK_AMQP_PROCESS */
+    BK_AMQP_DEAD_LETTERS, /* dead_letters_amqp_user, dead_letters_amqp_password_file */
 };
 
 /* The user name identity logs in as: the user_id its publishes must carry. */

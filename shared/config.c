@@ -88,6 +88,11 @@ static const struct key KEYS[] = {
         "broker identity of the outbox relay inside each worker, the only publisher of events "
         "(unset: amqp_user)"),
     STR("relay_amqp_password_file", NULL, "file holding relay_amqp_user's broker password"),
+    STR("dead_letters_amqp_user", "dead-letters",
+        "broker identity of the staff's dead-letter commands (admin.dead_letters*): reads "
+        "backend.dead, republishes to backend.commands; workers keep x-bk-publisher from it"),
+    STR("dead_letters_amqp_password_file", NULL,
+        "file holding dead_letters_amqp_user's broker password (the profile worker's)"),
     STR("bridge_amqp_user", "bridge",
         "broker identity of the HTTP bridge: workers trust x-client-ip and x-request-target "
         "only from it"),

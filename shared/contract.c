@@ -202,6 +202,45 @@ static const char *const token_codes[] = {"token_not_valid", "no_active_account"
         "user", BK_T_INTEGER, BK_F_QUERY | BK_F_LENIENT, .min = 1, .doc = "Only this user's rows"  \
     }
 
+/* The list conventions (shared/listing.h): documented here, read by the
+ * list's handler, which answers a value that does not parse with a 400
+ * naming the parameter and drops unknown ordering fields, as DRF does. */
+#define Q_LIST (BK_F_QUERY | BK_F_LENIENT)
+#define F_ORDERING(fields)                                                                         \
+    {                                                                                              \
+        "ordering", BK_T_STRING, Q_LIST,                                                           \
+            .max = 300,                                                                            \
+            .doc = "Fields to order by, comma-separated, - for descending (others are "            \
+                   "ignored): " fields                                                             \
+    }
+#define F_SEARCH(where)                                                                            \
+    {                                                                                              \
+        "search", BK_T_STRING, Q_LIST, .max = 500, .doc = "Every word in " where                   \
+    }
+#define F_TIME_RANGE(n)                                                                            \
+    {n "__gte", BK_T_STRING, Q_LIST, .doc = "From: a date (its whole day, UTC) or RFC 3339 time"}, \
+    {                                                                                              \
+        n "__lte", BK_T_STRING, Q_LIST, .doc = "Up to: a date (its whole day, UTC) or RFC 3339"    \
+    }
+#define F_DATE_RANGE(n)                                                                            \
+    {n "__gte", BK_T_STRING, Q_LIST, .format = BK_FMT_DATE, .doc = "From this day"},               \
+    {                                                                                              \
+        n "__lte", BK_T_STRING, Q_LIST, .format = BK_FMT_DATE, .doc = "Up to this day"             \
+    }
+#define F_INT_RANGE(n)                                                                             \
+    {n, BK_T_INTEGER, Q_LIST, .doc = "Exactly"}, {n "__gte", BK_T_INTEGER, Q_LIST, .doc = "From"}, \
+    {                                                                                              \
+        n "__lte", BK_T_INTEGER, Q_LIST, .doc = "Up to"                                            \
+    }
+#define F_BOOL_FILTER(n, what)                                                                     \
+    {                                                                                              \
+        n, BK_T_BOOLEAN, Q_LIST, .doc = what                                                       \
+    }
+#define F_CHANGES(fl)                                                                              \
+    {                                                                                              \
+        "changes", BK_T_MAP, fl, .doc = "What changed: {field: [before, after]}"                   \
+    }
+
 /* ---- error bodies -------------------------------------------------------------- */
 
 static const struct bk_field detail_fields[] = {
@@ -584,20 +623,103 @@ static const struct bk_field args_own_partial[] = {
     {"id", BK_T_ID, BK_F_PATH, .doc = "The caller's own id (another's: 403)"}, F_PARTIAL, END};
 static const struct bk_field args_own[] = {
     {"id", BK_T_ID, BK_F_PATH, .doc = "The caller's own id (another's: 403)"}, END};
-static const struct bk_field args_page[] = {F_PAGE, END};
 static const struct bk_field args_id_page[] = {F_PATH_ID, F_PAGE, END};
-static const struct bk_field args_owned_list[] = {F_USER_FILTER, F_PAGE, END};
-static const struct bk_field args_users[] = {
-    {"search", BK_T_STRING, BK_F_QUERY | BK_F_BLANK | NUL, .max = 500,
-     .doc = "Words to find in username, names, designation or company"},
-    {"role", BK_T_STRING, BK_F_QUERY | BK_F_BLANK | NUL, .max = 32, .doc = "Only this role"},
+static const struct bk_field args_resumes[] = {F_USER_FILTER, F_PAGE, END}; /* 000's viewset */
+static const struct bk_field args_educations[] = {
+    F_USER_FILTER,
+    F_SEARCH("degree or institution"),
+    F_INT_RANGE("start_year"),
+    F_INT_RANGE("end_year"),
+    F_ORDERING("id, degree, institution, start_year, end_year"),
     F_PAGE,
+    END,
+};
+static const struct bk_field args_certificates[] = {
+    F_USER_FILTER,
+    F_SEARCH("title or issuer"),
+    F_DATE_RANGE("date"),
+    F_ORDERING("id, title, issuer, date"),
+    F_PAGE,
+    END,
+};
+static const struct bk_field args_achievements[] = {
+    F_USER_FILTER,
+    F_SEARCH("title or description"),
+    F_DATE_RANGE("date"),
+    F_ORDERING("id, title, date"),
+    F_PAGE,
+    END,
+};
+#define USER_LIST_ARGS                                                                             \
+    {"search", BK_T_STRING, BK_F_QUERY | BK_F_BLANK | NUL, .max = 500,                             \
+     .doc = "Words to find in username, names, designation or company (staff: email too)"},        \
+        {"role", BK_T_STRING, BK_F_QUERY | BK_F_BLANK | NUL, .max = 32, .doc = "Only this role"},  \
+        F_TIME_RANGE("date_joined")
+static const struct bk_field args_users[] = {
+    USER_LIST_ARGS,
+    F_ORDERING("id, username, first_name, last_name, date_joined"),
+    F_PAGE,
+    END,
+};
+static const struct bk_field args_admin_users[] = {
+    USER_LIST_ARGS,
+    F_BOOL_FILTER("is_staff", "Only staff (true) or only others (false)"),
+    F_BOOL_FILTER("is_active", "Only active (true) or only inactive (false) accounts"),
+    F_TIME_RANGE("last_login"),
+    F_ORDERING("id, username, first_name, last_name, email, date_joined, last_login"),
+    F_PAGE,
+    END,
+};
+static const char *const audit_objects[] = {
+    "user", "order", "payment", "dead_letter", "education", "certificate", "achievement", NULL};
+static const struct bk_field args_audit[] = {
+    {"object_type", BK_T_CHOICE, Q_LIST, .choices = audit_objects, .doc = "Only this kind"},
+    {"object_id", BK_T_STRING, Q_LIST, .max = 128, .doc = "Only this object (with object_type)"},
+    {"actor", BK_T_INTEGER, Q_LIST, .doc = "Only what this user did"},
+    {"actor_service", BK_T_STRING, Q_LIST, .doc = "Only what this service (or backendctl) did"},
+    {"event", BK_T_STRING, Q_LIST, .doc = "Only this event (user.updated...)"},
+    {"channel", BK_T_STRING, Q_LIST, .doc = "http, amqp or cli"},
+    {"request_id", BK_T_STRING, Q_LIST, .doc = "Only what this request (X-Request-ID) caused"},
+    F_TIME_RANGE("occurred_at"),
+    F_SEARCH("the event's name"),
+    F_ORDERING("id, occurred_at"),
+    F_PAGE,
+    END,
+};
+static const struct bk_field args_dead_letters[] = {
+    {"command", BK_T_STRING, BK_F_QUERY | BK_F_BLANK | NUL, .max = 255,
+     .doc = "Only commands whose name starts so (profile., order.place)"},
+    F_PAGE,
+    END,
+};
+static const struct bk_field args_replay[] = {
+    {"ids", BK_T_ARRAY, REQ | BK_F_LENIENT, .doc = "Message ids of dead letters (1-100)"},
+    END,
+};
+static const struct bk_field args_discard[] = {
+    {"ids", BK_T_ARRAY, REQ | BK_F_LENIENT, .doc = "Message ids of dead letters (1-100)"},
+    {"reason", BK_T_STRING, REQ, .max = 500, .doc = "Why: kept in the audit trail",
+     .example = "\"sent twice by the client\""},
     END,
 };
 static const struct bk_field args_orders[] = {
     {"status", BK_T_CHOICE, BK_F_QUERY | BK_F_LENIENT, .choices = order_statuses,
      .doc = "Only orders in this status"},
     {"all", BK_T_BOOLEAN, BK_F_QUERY | BK_F_LENIENT, .doc = "Staff: everyone's orders (1 or true)"},
+    F_USER_FILTER,
+    F_TIME_RANGE("order_date"),
+    F_SEARCH("the product name"),
+    F_ORDERING("id, order_date, total, price, quantity, product_name, status"),
+    F_PAGE,
+    END,
+};
+static const struct bk_field args_payments[] = {
+    {"status", BK_T_CHOICE, Q_LIST, .choices = payment_statuses, .doc = "Only this status"},
+    {"order", BK_T_INTEGER, Q_LIST, .doc = "Only this order's"},
+    F_USER_FILTER,
+    F_TIME_RANGE("payment_date"),
+    F_SEARCH("the order's product name"),
+    F_ORDERING("id, payment_date, amount, status"),
     F_PAGE,
     END,
 };
@@ -612,6 +734,65 @@ static const struct bk_field args_media[] = {
      .doc = "The If-None-Match request header"},
     END,
 };
+
+/* ---- staff administration (issue 15) ---------------------------------------------- */
+
+static const struct bk_field audit_actor_fields[] = {
+    {"user_id", BK_T_INTEGER, RO | NUL, .doc = "The user whose token it was"},
+    {"service", BK_T_STRING, RO | NUL, .doc = "A service token's name, or backendctl"},
+    {"username", BK_T_STRING, RO | NUL, .doc = "The user's name now (null once deleted)"},
+    END,
+};
+static const struct bk_repr audit_actor = {"AuditActor", "Who did it", audit_actor_fields};
+static const struct bk_field audit_fields[] = {
+    F_ID("The entry's id"),
+    {"event", BK_T_STRING, RO, .doc = "The event it comes from"},
+    {"occurred_at", BK_T_STRING, RO, .format = BK_FMT_DATETIME},
+    {"object_type", BK_T_CHOICE, RO, .choices = audit_objects},
+    {"object_id", BK_T_STRING, RO, .doc = "The object's id (a dead letter's message id)"},
+    {"actor", BK_T_OBJECT, RO, .ref = &audit_actor},
+    {"channel", BK_T_STRING, RO, .doc = "http, amqp or cli"},
+    {"request_id", BK_T_STRING, RO | NUL, .doc = "The X-Request-ID of the request"},
+    {"message_id", BK_T_STRING, RO | NUL, .doc = "The command's message_id"},
+    {"before", BK_T_MAP, RO | NUL, .doc = "The changed fields before (a deletion: the record)"},
+    {"after", BK_T_MAP, RO | NUL, .doc = "The changed fields after (a creation: the record)"},
+    {"data", BK_T_MAP, RO, .doc = "The event's data, secrets masked"},
+    END,
+};
+static const struct bk_repr audit_entry = {"AuditEntry", "One step of the audit trail",
+                                           audit_fields};
+static const struct bk_field dead_letter_fields[] = {
+    {"message_id", BK_T_STRING, RO | NUL, .doc = "Its id: what replay and discard name"},
+    {"command", BK_T_STRING, RO},
+    {"reason", BK_T_STRING, RO, .doc = "The last error, or the broker's reason (rejected...)"},
+    {"attempts", BK_T_INTEGER, RO, .doc = "Failed attempts before it was moved aside"},
+    {"first_failure", BK_T_STRING, RO | NUL, .format = BK_FMT_DATETIME},
+    {"dead_lettered_at", BK_T_STRING, RO | NUL, .format = BK_FMT_DATETIME},
+    {"publisher", BK_T_STRING, RO | NUL, .doc = "The broker identity that published it"},
+    {"request_id", BK_T_STRING, RO | NUL},
+    {"args", BK_T_MAP, RO, .doc = "Its args, passwords and tokens masked"},
+    END,
+};
+static const struct bk_repr dead_letter = {"DeadLetter", "A command in backend.dead",
+                                           dead_letter_fields};
+static const struct bk_field replayed_fields[] = {
+    {"replayed", BK_T_ARRAY, RO, .ref = &dead_letter},
+    {"not_found", BK_T_ARRAY, RO, .doc = "Ids no longer in backend.dead"},
+    END,
+};
+static const struct bk_repr replayed = {"DeadLettersReplayed", NULL, replayed_fields};
+static const struct bk_field discarded_fields[] = {
+    {"discarded", BK_T_ARRAY, RO, .ref = &dead_letter},
+    {"not_found", BK_T_ARRAY, RO, .doc = "Ids no longer in backend.dead"},
+    END,
+};
+static const struct bk_repr discarded = {"DeadLettersDiscarded", NULL, discarded_fields};
+static const struct bk_field sessions_fields[] = {
+    {"detail", BK_T_STRING, RO},
+    {"sessions", BK_T_INTEGER, RO, .doc = "How many logins were revoked"},
+    END,
+};
+static const struct bk_repr sessions = {"SessionsRevoked", NULL, sessions_fields};
 
 /* ---- replies ---------------------------------------------------------------------- */
 
@@ -716,6 +897,22 @@ static const struct bk_reply_decl r_own_delete[] = {
     R_404,
     {409, BK_R_ONE, &bk_repr_detail, "The last active staff user"},
     R_END};
+static const struct bk_reply_decl r_admin_logout[] = {
+    {200, BK_R_ONE, &sessions, "Logged out everywhere"}, R_404, R_END};
+static const struct bk_reply_decl r_audit[] = {
+    {200, BK_R_PAGE, &audit_entry, "A page of the audit trail, newest first"},
+    {404, BK_R_ONE, &bk_repr_detail, "Invalid page."},
+    R_INVALID,
+    R_END};
+static const struct bk_reply_decl r_dead_letters[] = {
+    {200, BK_R_PAGE, &dead_letter, "A page of dead letters, oldest first"},
+    {404, BK_R_ONE, &bk_repr_detail, "Invalid page."},
+    R_INVALID,
+    R_END};
+static const struct bk_reply_decl r_replay[] = {
+    {200, BK_R_ONE, &replayed, "Replayed"}, R_INVALID, R_END};
+static const struct bk_reply_decl r_discard[] = {
+    {200, BK_R_ONE, &discarded, "Discarded"}, R_INVALID, R_END};
 static const struct bk_reply_decl r_admin_delete[] = {
     {204, BK_R_EMPTY, NULL, "Deleted"},
     R_404,
@@ -726,6 +923,7 @@ static const struct bk_reply_decl r_admin_delete[] = {
     static const struct bk_reply_decl r_##repr##_list[] = {                                        \
         {200, BK_R_PAGE, &repr, "A page of " plural},                                              \
         {404, BK_R_ONE, &bk_repr_detail, "Invalid page."},                                         \
+        R_INVALID,                                                                                 \
         R_END};                                                                                    \
     static const struct bk_reply_decl r_##repr##_get[] = {                                         \
         {200, BK_R_ONE, &repr, "Found"}, R_404, R_END};                                            \
@@ -760,6 +958,7 @@ static const struct bk_reply_decl r_order_place[] = {
 static const struct bk_reply_decl r_order_list[] = {
     {200, BK_R_PAGE, &order, "A page of orders, newest first"},
     {404, BK_R_ONE, &bk_repr_detail, "Invalid page."},
+    R_INVALID,
     R_END};
 static const struct bk_reply_decl r_order_get[] = {
     {200, BK_R_ONE, &order, "The order"}, R_404, R_END};
@@ -774,6 +973,7 @@ static const struct bk_reply_decl r_payment_initiate[] = {
 static const struct bk_reply_decl r_payment_list[] = {
     {200, BK_R_PAGE, &payment, "A page of payments"},
     {404, BK_R_ONE, &bk_repr_detail, "Invalid page."},
+    R_INVALID,
     R_END};
 static const struct bk_reply_decl r_payment_get[] = {
     {200, BK_R_ONE, &payment, "The payment"}, R_404, R_END};
@@ -819,17 +1019,17 @@ const struct bk_command_decl bk_contract_commands[] = {
     {"profile.following", NULL, args_id_page, r_profile_page, 0, NULL},
     {"media.get", NULL, args_media, r_media, 0, NULL},
 
-    {"education.list", NULL, args_owned_list, r_education_list, 0, NULL},
+    {"education.list", NULL, args_educations, r_education_list, 0, NULL},
     {"education.create", &education, NULL, r_education_create, 0, NULL},
     {"education.get", NULL, args_id, r_education_get, 0, NULL},
     {"education.update", &education, args_id_partial, r_education_update, BK_C_PARTIAL, NULL},
     {"education.delete", NULL, args_id, r_education_delete, 0, NULL},
-    {"certificate.list", NULL, args_owned_list, r_certificate_list, 0, NULL},
+    {"certificate.list", NULL, args_certificates, r_certificate_list, 0, NULL},
     {"certificate.create", &certificate, NULL, r_certificate_create, 0, NULL},
     {"certificate.get", NULL, args_id, r_certificate_get, 0, NULL},
     {"certificate.update", &certificate, args_id_partial, r_certificate_update, BK_C_PARTIAL, NULL},
     {"certificate.delete", NULL, args_id, r_certificate_delete, 0, NULL},
-    {"achievement.list", NULL, args_owned_list, r_achievement_list, 0, NULL},
+    {"achievement.list", NULL, args_achievements, r_achievement_list, 0, NULL},
     {"achievement.create", &achievement, NULL, r_achievement_create, 0, NULL},
     {"achievement.get", NULL, args_id, r_achievement_get, 0, NULL},
     {"achievement.update", &achievement, args_id_partial, r_achievement_update, BK_C_PARTIAL, NULL},
@@ -837,15 +1037,20 @@ const struct bk_command_decl bk_contract_commands[] = {
     {"resume.get", NULL, args_resume_get, r_resume_get, 0, NULL},
     {"resume.update", &resume, NULL, r_resume_update, 0, NULL},
     {"resume.delete", NULL, NULL, r_resume_delete, 0, NULL},
-    {"resume.list", NULL, args_owned_list, r_resume_list, 0, NULL},
+    {"resume.list", NULL, args_resumes, r_resume_list, 0, NULL},
     {"resume.update_user", &resume, args_id, r_resume_update_user, 0, NULL},
     {"resume.delete_user", NULL, args_id, r_resume_delete_user, 0, NULL},
 
-    {"admin.list", NULL, args_users, r_admin_users, 0, NULL},
+    {"admin.list", NULL, args_admin_users, r_admin_users, 0, NULL},
     {"admin.get", NULL, args_id, r_admin_user, 0, NULL},
     {"admin.update", &admin_update, args_id, r_admin_user, 0, NULL},
     {"admin.delete", NULL, args_id, r_admin_delete, 0, NULL},
     {"admin.set_role", &set_role, NULL, r_admin_user, 0, NULL},
+    {"admin.logout_all", NULL, args_id, r_admin_logout, 0, NULL},
+    {"admin.audit", NULL, args_audit, r_audit, 0, NULL},
+    {"admin.dead_letters", NULL, args_dead_letters, r_dead_letters, 0, NULL},
+    {"admin.replay_dead_letters", NULL, args_replay, r_replay, 0, NULL},
+    {"admin.discard_dead_letters", NULL, args_discard, r_discard, 0, NULL},
 
     /* orders and payments */
     {"order.place", &order, NULL, r_order_place, 0, NULL},
@@ -853,7 +1058,7 @@ const struct bk_command_decl bk_contract_commands[] = {
     {"order.get", NULL, args_id, r_order_get, 0, NULL},
     {"order.set_status", &order_status, args_id, r_order_status, 0, NULL},
     {"payment.initiate", &payment, NULL, r_payment_initiate, 0, NULL},
-    {"payment.list", NULL, args_page, r_payment_list, 0, NULL},
+    {"payment.list", NULL, args_payments, r_payment_list, 0, NULL},
     {"payment.get", NULL, args_id, r_payment_get, 0, NULL},
     {"payment.set_status", &payment_status, args_id, r_payment_status, 0, NULL},
     {0},
@@ -864,15 +1069,54 @@ const struct bk_command_decl bk_contract_commands[] = {
 static const struct bk_field ev_registered[] = {
     {"user_id", BK_T_INTEGER, REQ}, F_USERNAME(REQ), F_EMAIL(REQ), END};
 static const struct bk_field ev_user[] = {{"user_id", BK_T_INTEGER, REQ}, END};
+static const struct bk_field ev_deleted[] = {
+    {"user_id", BK_T_INTEGER, REQ},
+    {"before", BK_T_OBJECT, REQ, .ref = &admin_user, .doc = "The account as it was"},
+    END};
 static const struct bk_field ev_updated[] = {
     {"user_id", BK_T_INTEGER, REQ},
     {"fields", BK_T_ARRAY, REQ, .doc = "The names of the fields that changed"},
+    F_CHANGES(BK_F_OMITTED),
+    END};
+static const struct bk_field ev_sessions[] = {
+    {"user_id", BK_T_INTEGER, REQ},
+    {"sessions", BK_T_INTEGER, REQ, .doc = "How many logins were revoked"},
+    {"by", BK_T_INTEGER, REQ, .doc = "The staff user who did it"},
+    END};
+static const struct bk_field ev_dead_letter[] = {
+    {"message_id", BK_T_STRING, REQ},
+    {"command", BK_T_STRING, REQ},
+    {"reason", BK_T_STRING, REQ, .doc = "Why it was dead-lettered"},
+    {"args", BK_T_MAP, REQ, .doc = "Its args, secrets masked"},
+    {"by", BK_T_INTEGER, REQ, .doc = "The staff user who did it"},
+    {"discard_reason", BK_T_STRING, BK_F_OMITTED, .doc = "dead_letter.discarded: why"},
+    END};
+static const struct bk_field ev_item_updated[] = {
+    {"id", BK_T_INTEGER, REQ}, {"user_id", BK_T_INTEGER, REQ}, F_CHANGES(REQ), END};
+#define ITEM_DELETED(repr)                                                                         \
+    static const struct bk_field ev_##repr##_deleted[] = {                                         \
+        {"id", BK_T_INTEGER, REQ},                                                                 \
+        {"user_id", BK_T_INTEGER, REQ},                                                            \
+        {"before", BK_T_OBJECT, REQ, .ref = &repr, .doc = "The row as it was"},                    \
+        END};                                                                                      \
+    static const struct bk_repr ev_##repr##_deleted_r = {#repr "Deleted", NULL, ev_##repr##_deleted}
+ITEM_DELETED(education);
+ITEM_DELETED(certificate);
+ITEM_DELETED(achievement);
+static const struct bk_field ev_payment[] = {
+    F_ID("The payment's id"),
+    {"order", BK_T_INTEGER, REQ},
+    F_MONEY("amount", REQ, 15, INT64_MIN, NULL, NULL),
+    {"status", BK_T_CHOICE, REQ, .choices = payment_statuses},
+    {"payment_date", BK_T_STRING, REQ, .format = BK_FMT_DATETIME},
+    F_CHANGES(BK_F_OMITTED),
     END};
 static const struct bk_field ev_role[] = {
     {"user_id", BK_T_INTEGER, REQ},
     {"role", BK_T_CHOICE, REQ, .choices = bk_roles},
     {"is_staff", BK_T_BOOLEAN, REQ},
-    {"by", BK_T_INTEGER, REQ, .doc = "The staff user who changed it"},
+    {"by", BK_T_INTEGER, REQ | NUL, .doc = "The staff user who changed it (null: backendctl)"},
+    F_CHANGES(BK_F_OMITTED),
     END};
 static const struct bk_field ev_password[] = {
     {"user_id", BK_T_INTEGER, REQ}, {"how", BK_T_CHOICE, REQ, .choices = password_hows}, END};
@@ -889,6 +1133,7 @@ static const struct bk_field ev_status[] = {{"order_id", BK_T_INTEGER, REQ},
                                             {"user_id", BK_T_INTEGER, REQ},
                                             {"from", BK_T_CHOICE, REQ, .choices = order_statuses},
                                             {"to", BK_T_CHOICE, REQ, .choices = order_statuses},
+                                            F_CHANGES(REQ),
                                             END};
 
 static const struct bk_repr ev_registered_r = {"UserRegistered", NULL, ev_registered};
@@ -899,12 +1144,19 @@ static const struct bk_repr ev_password_r = {"UserPasswordChanged", NULL, ev_pas
 static const struct bk_repr ev_reset_r = {"UserPasswordResetRequested", NULL, ev_reset};
 static const struct bk_repr ev_follow_r = {"UserFollow", NULL, ev_follow};
 static const struct bk_repr ev_status_r = {"OrderStatusChanged", NULL, ev_status};
+static const struct bk_repr ev_deleted_r = {"UserDeleted", NULL, ev_deleted};
+static const struct bk_repr ev_sessions_r = {"UserSessionsRevoked", NULL, ev_sessions};
+static const struct bk_repr ev_dead_letter_r = {"DeadLetterHandled", NULL, ev_dead_letter};
+static const struct bk_repr ev_item_updated_r = {"ProfileItemUpdated", NULL, ev_item_updated};
+static const struct bk_repr ev_payment_r = {"PaymentEvent", "A payment, and what changed",
+                                            ev_payment};
 
 const struct bk_event_decl bk_contract_events[] = {
     {"user.registered", &ev_registered_r, "A user registered"},
     {"user.logged_in", &ev_user_r, "A user logged in"},
     {"user.updated", &ev_updated_r, "A user's fields changed"},
-    {"user.deleted", &ev_user_r, "A user was deleted"},
+    {"user.deleted", &ev_deleted_r, "A user was deleted"},
+    {"user.sessions_revoked", &ev_sessions_r, "Staff logged a user out everywhere"},
     {"user.role_changed", &ev_role_r, "Staff changed a user's role or staff flag"},
     {"user.password_changed", &ev_password_r, "A password was changed or reset"},
     {"user.password_reset_requested", &ev_reset_r,
@@ -913,9 +1165,17 @@ const struct bk_event_decl bk_contract_events[] = {
     {"user.unfollowed", &ev_follow_r, "A user stopped following another"},
     {"order.placed", &order, "An order was placed"},
     {"order.status_changed", &ev_status_r, "An order's status changed"},
-    {"payment.initiated", &payment, "A payment was started"},
-    {"payment.completed", &payment, "A payment completed"},
-    {"payment.failed", &payment, "A payment failed"},
+    {"payment.initiated", &ev_payment_r, "A payment was started (or retried: with changes)"},
+    {"payment.completed", &ev_payment_r, "A payment completed"},
+    {"payment.failed", &ev_payment_r, "A payment failed"},
+    {"education.updated", &ev_item_updated_r, "An education was changed (by its owner or staff)"},
+    {"education.deleted", &ev_education_deleted_r, "An education was deleted"},
+    {"certificate.updated", &ev_item_updated_r, "A certificate was changed"},
+    {"certificate.deleted", &ev_certificate_deleted_r, "A certificate was deleted"},
+    {"achievement.updated", &ev_item_updated_r, "An achievement was changed"},
+    {"achievement.deleted", &ev_achievement_deleted_r, "An achievement was deleted"},
+    {"dead_letter.replayed", &ev_dead_letter_r, "Staff replayed a dead letter"},
+    {"dead_letter.discarded", &ev_dead_letter_r, "Staff discarded a dead letter"},
     {0},
 };
 
@@ -967,6 +1227,20 @@ const struct bk_repr *const bk_contract_reprs[] = {
     &ev_reset_r,
     &ev_follow_r,
     &ev_status_r,
+    &audit_actor,
+    &audit_entry,
+    &dead_letter,
+    &replayed,
+    &discarded,
+    &sessions,
+    &ev_deleted_r,
+    &ev_sessions_r,
+    &ev_dead_letter_r,
+    &ev_item_updated_r,
+    &ev_education_deleted_r,
+    &ev_certificate_deleted_r,
+    &ev_achievement_deleted_r,
+    &ev_payment_r,
     NULL,
 };
 

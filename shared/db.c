@@ -144,6 +144,18 @@ PGresult *bk_db_exec(struct bk_db *db, const char *sql, int n, const char *const
     return r;
 }
 
+PGresult *bk_db_exec_once(struct bk_db *db, const char *sql, int n, const char *const *params)
+{
+    if (!db->conn)
+        return NULL;
+    PGresult *r = PQexecParams(db->conn, sql, n, NULL, params, NULL, NULL, 0);
+    if (r && !bk_db_ok(r) && PQstatus(db->conn) != CONNECTION_OK) {
+        PQclear(r);
+        return NULL;
+    }
+    return r;
+}
+
 PGresult *bk_db_exec_bin(struct bk_db *db, const char *sql, int n, const char *const *values,
                          const int *lengths, const int *formats)
 {

@@ -19,6 +19,9 @@ void bk_db_close(struct bk_db *db);
  * Returns the result (caller PQclear's it) or NULL on a connection failure.
  * A result whose status is an error is returned as is: see bk_db_ok. */
 PGresult *bk_db_exec(struct bk_db *db, const char *sql, int n, const char *const *params);
+/* The same, never prepared: for statements built per request (shared/listing.c),
+ * whose text may reuse the address of a statement prepared before. */
+PGresult *bk_db_exec_once(struct bk_db *db, const char *sql, int n, const char *const *params);
 
 /* Runs sql with n parameters where some are binary (lengths/formats as in
  * PQexecParams), e.g. bytea. Prepared like bk_db_exec. Caller PQclear's the result. */

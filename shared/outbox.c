@@ -36,9 +36,12 @@ static const char SQL_BEGIN[] = "BEGIN";
 static const char SQL_COMMIT[] = "COMMIT";
 static const char SQL_DONE[] = "DELETE FROM outbox WHERE id = ANY($1::bigint[])";
 
+/* The outbox row and, in the same statement (one round trip in the write's
+ * pipeline), the audit trail's row derived from the envelope
+ * (schema/010_audit.sql). */
 static const char SQL_PUT[] =
-    "INSERT INTO outbox (event_id, routing_key, body, correlation_id, causation_id) "
-    "VALUES ($1, $2, $3, $4, $5)";
+    "WITH o AS (INSERT INTO outbox (event_id, routing_key, body, correlation_id, causation_id) "
+    "VALUES ($1, $2, $3, $4, $5)) SELECT audit_record($6::jsonb)";
 
 static json_t *string_or_null(const char *s)
 {
@@ -58,9 +61,18 @@ json_t *bk_event_new(const char *event, json_t *data, const char *correlation_id
                      "causation_id", string_or_null(causation_id), "data", data);
 }
 
+int bk_event_actor(json_t *ev, long long user_id, const char *service, const char *channel)
+{
+    json_t *a =
+        json_pack("{s:o, s:o, s:s}", "user_id", user_id > 0 ? json_integer(user_id) : json_null(),
+                  "service", string_or_null(service), "channel", channel);
+    return a ? json_object_set_new(ev, "actor", a) : -1;
+}
+
 int bk_outbox_row(const json_t *ev, struct bk_outbox_row *o, struct bk_db_stmt *st)
 {
     msgpack_packer pk;
+    o->json = NULL;
     msgpack_sbuffer_init(&o->sb);
     msgpack_packer_init(&pk, &o->sb, msgpack_sbuffer_write);
     if (bk_json_pack(&pk, ev) != 0)
@@ -70,16 +82,22 @@ int bk_outbox_row(const json_t *ev, struct bk_outbox_row *o, struct bk_db_stmt *
     o->v[2] = o->sb.data;
     o->v[3] = json_string_value(json_object_get(ev, "correlation_id"));
     o->v[4] = json_string_value(json_object_get(ev, "causation_id"));
-    for (int i = 0; i < 5; i++)
+    o->json = json_dumps(ev, JSON_COMPACT);
+    if (!o->json)
+        return -1;
+    o->v[5] = o->json;
+    for (int i = 0; i < 6; i++)
         o->len[i] = o->fmt[i] = 0;
     o->len[2] = (int)o->sb.size;
     o->fmt[2] = 1;
-    *st = (struct bk_db_stmt){SQL_PUT, 5, o->v, o->len, o->fmt};
+    *st = (struct bk_db_stmt){SQL_PUT, 6, o->v, o->len, o->fmt};
     return 0;
 }
 
 void bk_outbox_row_free(struct bk_outbox_row *o)
 {
+    free(o->json);
+    o->json = NULL;
     msgpack_sbuffer_destroy(&o->sb);
 }
 

@@ -159,6 +159,17 @@ const struct br_route br_routes[] = {
      "Change a user's role, staff flag or active flag"},
     {"DELETE", "/api/admin/users/{id}/", "admin.delete", BR_STAFF, 0, 0, 204,
      "Delete a user"},
+    {"POST", "/api/admin/users/{id}/logout/", "admin.logout_all", BR_STAFF, 0, 0, 200,
+     "Log a user out everywhere (every refresh token revoked)"},
+    {"GET", "/api/admin/audit/", "admin.audit", BR_STAFF, 0, 0, 200,
+     "The audit trail: every change of a user, order, payment or profile item and every staff "
+     "action, newest first"},
+    {"GET", "/api/admin/dead-letters/", "admin.dead_letters", BR_STAFF, 0, 0, 200,
+     "Commands in backend.dead, oldest first, secrets masked"},
+    {"POST", "/api/admin/dead-letters/replay/", "admin.replay_dead_letters", BR_STAFF, 0, 0, 200,
+     "Put dead letters back on backend.commands"},
+    {"POST", "/api/admin/dead-letters/discard/", "admin.discard_dead_letters", BR_STAFF, 0, 0, 200,
+     "Drop dead letters, with the reason (audited)"},
 
     /* order worker */
     {"POST", "/api/orders/", "order.place", BR_USER, 0, 0, 201,
@@ -199,6 +210,20 @@ const struct br_route br_routes[] = {
     {"GET", "/api/docs/", "docs", BR_ANYONE, BR_LOCAL | BR_STATIC, 0, 200,
      "An interactive page for this API (Swagger UI)",
      .static_dir = "docs", .static_index = "index.html"},
+    /* the staff console (issue 15): its page over the API, and the libraries
+     * as npm installed them (pinned in web/package-lock.json); more specific
+     * prefixes first */
+    {"GET", "/admin/vendor/preact/", "console.preact", BR_ANYONE, BR_LOCAL | BR_STATIC, 0, 200,
+     "Preact (UMD build)", .static_dir = "node_modules/preact/dist"},
+    {"GET", "/admin/vendor/preact-hooks/", "console.preact_hooks", BR_ANYONE, BR_LOCAL | BR_STATIC,
+     0, 200, "Preact's hooks (UMD build)", .static_dir = "node_modules/preact/hooks/dist"},
+    {"GET", "/admin/vendor/htm/", "console.htm", BR_ANYONE, BR_LOCAL | BR_STATIC, 0, 200,
+     "htm: JSX-like templates without a build (UMD build)", .static_dir = "node_modules/htm/dist"},
+    {"GET", "/admin/vendor/pico/", "console.pico", BR_ANYONE, BR_LOCAL | BR_STATIC, 0, 200,
+     "Pico CSS", .static_dir = "node_modules/@picocss/pico/css"},
+    {"GET", "/admin/", "console", BR_ANYONE, BR_LOCAL | BR_STATIC, 0, 200,
+     "The staff console (it talks to this API with a staff user's token)",
+     .static_dir = "admin", .static_index = "index.html"},
 
     /* ---- the source systems' routes (issue 14): README "Source systems" ---- */
 

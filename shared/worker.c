@@ -1016,6 +1016,19 @@ PGresult *bk_sql(struct bk_call *c, const char *sql, int n, const char *const *p
     return keep_result(c, bk_db_exec(c->db, sql, n, params));
 }
 
+PGresult *bk_sql_once(struct bk_call *c, const char *sql, int n, const char *const *params)
+{
+    /* a text built per request does not fold (the fold table is by
+     * address): the caller is checked first, on its own */
+    if (c->st->actor_pending) {
+        if (actor_confirm(c) != 0)
+            return keep_result(c, NULL);
+        if (c->st->actor_fail)
+            return NULL;
+    }
+    return keep_result(c, bk_db_exec_once(c->db, sql, n, params));
+}
+
 PGresult *bk_sql_bin(struct bk_call *c, const char *sql, int n, const char *const *values,
                      const int *lengths, const int *formats)
 {
@@ -1048,6 +1061,14 @@ int bk_emit(struct bk_call *c, const char *event, json_t *data)
     json_t *ev = bk_event_new(event, data, c->request_id, c->message_id);
     if (!ev)
         return -1;
+    /* who, for the audit trail: the verified token's user or service, and
+     * whether the bridge (HTTP) or another publisher (AMQP) sent it */
+    bool http = c->publisher[0] && strcmp(c->publisher, bk_config_str("bridge_amqp_user")) == 0;
+    if (bk_event_actor(ev, c->actor.authenticated ? (long long)c->actor.user_id : 0,
+                       c->actor.service, http ? "http" : "amqp") != 0) {
+        json_decref(ev);
+        return -1;
+    }
     return json_array_append_new(c->st->events, ev);
 }
 
@@ -1136,11 +1157,14 @@ static int64_t field_int(const amqp_field_value_t *v, bool *ok)
     }
 }
 
-/* Did this worker itself publish the delivery (a delayed retry)? The broker
- * checks user_id against the connection, so only our identity can claim it. */
+/* Did this worker itself publish the delivery (a delayed retry), or the
+ * staff's dead-letter replay (which carries x-bk-publisher over from the
+ * dead letter)? The broker checks user_id against the connection, so only
+ * those identities can claim it. */
 static bool republished_by_us(const struct delivery *d)
 {
-    return d->user_id[0] && strcmp(d->user_id, bk_amqp_user(BK_AMQP_PROCESS)) == 0;
+    return d->user_id[0] && (strcmp(d->user_id, bk_amqp_user(BK_AMQP_PROCESS)) == 0 ||
+                             strcmp(d->user_id, bk_amqp_user(BK_AMQP_DEAD_LETTERS)) == 0);
 }
 
 static void read_delivery(const amqp_envelope_t *env, struct delivery *d)

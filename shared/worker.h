@@ -250,6 +250,9 @@ PGresult *bk_sql(struct bk_call *c, const char *sql, int n, const char *const *p
     bk_sql((c), (sql), (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)),        \
            (const char *[]){__VA_ARGS__})
 #define BK_SQL0(c, sql) bk_sql((c), (sql), 0, NULL)
+/* The same for a statement built per request (shared/listing.c): run
+ * unprepared, after the caller's check; for reads. */
+PGresult *bk_sql_once(struct bk_call *c, const char *sql, int n, const char *const *params);
 /* Binary parameters (bytea uploads): lengths/formats as in PQexecParams. */
 PGresult *bk_sql_bin(struct bk_call *c, const char *sql, int n, const char *const *values,
                      const int *lengths, const int *formats);

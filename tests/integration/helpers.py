@@ -122,6 +122,9 @@ def process_env(name):
     if name.endswith("-worker"):
         env.update(BACKEND_RELAY_AMQP_USER="relay",
                    BACKEND_RELAY_AMQP_PASSWORD_FILE=os.path.join(BROKER_DIR, "relay.password"))
+    if name == "profile-worker":
+        env.update(BACKEND_DEAD_LETTERS_AMQP_PASSWORD_FILE=os.path.join(BROKER_DIR,
+                                                                        "dead-letters.password"))
     return env
 
 

@@ -115,7 +115,8 @@ class Staff(unittest.TestCase):
             ev = events.wait_for(lambda e: e["data"]["user_id"] == user_id, timeout=10)
         self.assertIsNotNone(ev, "no user.role_changed event")
         self.assertEqual(ev["data"], {"user_id": user_id, "role": ev["data"]["role"],
-                                      "is_staff": True, "by": None})
+                                      "is_staff": True, "by": None,
+                                      "changes": {"is_staff": [False, True]}})
         with db() as conn, conn.cursor() as cur:
             cur.execute("SELECT is_staff FROM users WHERE id = %s", (user_id,))
             self.assertEqual(cur.fetchone(), (True,))

@@ -388,7 +388,8 @@ class OrderTransitions(unittest.TestCase):
             ev = events.wait_for(lambda e: e["data"]["order_id"] == order["id"])
         self.assertIsNotNone(ev, "no order.status_changed")
         self.assertEqual(ev["data"], {"order_id": order["id"], "user_id": ALICE.id,
-                                      "from": "pending", "to": "cancelled"})
+                                      "from": "pending", "to": "cancelled",
+                                      "changes": {"status": ["pending", "cancelled"]}})
         # and nothing moves a cancelled order
         for to in ["pending", "shipped", "delivered", "cancelled"]:
             with self.subTest(to=to):
@@ -674,7 +675,8 @@ class PaymentTransitions(unittest.TestCase):
         self.assertEqual([(e["event"], e["data"]["status"]) for e in got],
                          [("payment.failed", "failed"), ("payment.initiated", "pending"),
                           ("payment.completed", "completed")])
-        self.assertEqual(got[-1]["data"], dict(payment, status="completed"))
+        self.assertEqual(got[-1]["data"], dict(payment, status="completed",
+                                               changes={"status": ["pending", "completed"]}))
         self.assertEqual(get_order(ALICE, order["id"])[2]["payment"],
                          {"id": pid, "status": "completed", "amount": order["total"]})
 

@@ -318,7 +318,8 @@ class Profile(unittest.TestCase):
         with EventListener(["user.deleted"]) as events:
             status, _, body = u.call("DELETE", "/api/profile/", {"password": PASSWORD})
             self.assertEqual((status, body), (204, None))
-            self.assertIsNotNone(events.wait_for(lambda e: e["data"] == {"user_id": u.id}))
+            ev = events.wait_for(lambda e: e["data"]["user_id"] == u.id)
+            self.assertEqual(ev["data"]["before"]["username"], u.username)
         status, _, body = u.call("GET", "/api/profile/")
         self.assertEqual(status, 401)
         status, _, body = http("POST", "/api/auth/token/refresh/", {"refresh": u.refresh})
@@ -894,7 +895,8 @@ class Admin(unittest.TestCase):
         with EventListener(["user.deleted"]) as events:
             status, _, body = staff.call("DELETE", f"/api/admin/users/{target.id}/")
             self.assertEqual((status, body), (204, None))
-            self.assertIsNotNone(events.wait_for(lambda e: e["data"] == {"user_id": target.id}))
+            ev = events.wait_for(lambda e: e["data"]["user_id"] == target.id)
+            self.assertEqual(ev["data"]["before"]["username"], target.username)
         self.assertEqual(staff.call("DELETE", f"/api/admin/users/{target.id}/")[0], 404)
 
     def test_promotion_and_self_demotion(self):

@@ -192,7 +192,7 @@ static void if_none_match(void **state)
     assert_true(bk_etag_list_has("\"1a-5f-0\", \"x\"", 9, tag));
 }
 
-/* A web_dir with both folders of the table, a file, a folder, a symlink
+/* A web_dir with every folder of the table, a file, a folder, a symlink
  * inside and one out of it. */
 static char web[64];
 
@@ -219,6 +219,22 @@ static int make_web(void **state)
     assert_int_equal(mkdir(p, 0700), 0);
     snprintf(p, sizeof p, "%s/node_modules/swagger-ui-dist", web);
     assert_int_equal(mkdir(p, 0700), 0);
+    /* the staff console's (every mount's folder must exist at start) */
+    static const char *const console[] = {"admin",
+                                          "node_modules/preact",
+                                          "node_modules/preact/dist",
+                                          "node_modules/preact/hooks",
+                                          "node_modules/preact/hooks/dist",
+                                          "node_modules/htm",
+                                          "node_modules/htm/dist",
+                                          "node_modules/@picocss",
+                                          "node_modules/@picocss/pico",
+                                          "node_modules/@picocss/pico/css",
+                                          NULL};
+    for (int i = 0; console[i]; i++) {
+        snprintf(p, sizeof p, "%s/%s", web, console[i]);
+        assert_int_equal(mkdir(p, 0700), 0);
+    }
     put("docs/index.html", "<!doctype html>");
     put("docs/sub/a.js", "1;");
     put("secret.txt", "outside");

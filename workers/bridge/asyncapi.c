@@ -224,6 +224,14 @@ char *br_asyncapi_json(void)
                   "properties", "v", "const", 1, "event", "type", "string", "id", "type", "string",
                   "format", "uuid", "occurred_at", "type", "string", "format", "date-time", "data",
                   "type", "object"));
+    /* who caused it (shared/outbox.h bk_event_actor): the audit trail reads it */
+    json_object_set_new(
+        json_object_get(json_object_get(schemas, "EventEnvelope"), "properties"), "actor",
+        json_pack("{s:s, s:s, s:{s:{s:[s,s]}, s:{s:[s,s]}, s:{s:s, s:[s,s,s]}}}", "type", "object",
+                  "description",
+                  "Who caused the event: the token's user or service, and the channel",
+                  "properties", "user_id", "type", "integer", "null", "service", "type", "string",
+                  "null", "channel", "type", "string", "enum", "http", "amqp", "cli"));
     for (const struct bk_event_decl *e = bk_contract_events; e->name; e++) {
         camel(e->name, "Event", msg, sizeof msg);
         char data_ref[200];

@@ -117,12 +117,13 @@ int ctl_set_staff(const struct ctl_args *a)
      * operator. The event's correlation id is this run's request id. */
     char request_id[37];
     bk_uuid4(request_id);
-    json_t *ev =
-        bk_event_new("user.role_changed",
-                     json_pack("{s:I, s:s, s:b, s:n}", "user_id", (json_int_t)atoll(id), "role",
-                               PQgetvalue(user, 0, 3), "is_staff", want[0] == 't', "by"),
-                     request_id, NULL);
-    int put = ev ? bk_outbox_put(db, ev) : -1;
+    json_t *ev = bk_event_new("user.role_changed",
+                              json_pack("{s:I, s:s, s:b, s:n, s:{s:[b,b]}}", "user_id",
+                                        (json_int_t)atoll(id), "role", PQgetvalue(user, 0, 3),
+                                        "is_staff", want[0] == 't', "by", "changes", "is_staff",
+                                        want[0] != 't', want[0] == 't'),
+                              request_id, NULL);
+    int put = ev && bk_event_actor(ev, 0, "backendctl", "cli") == 0 ? bk_outbox_put(db, ev) : -1;
     json_decref(ev);
     if (put != 0 || bk_db_simple(db, "COMMIT") != 0)
         goto out;

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "shared/codec.h"
+#include "shared/listing.h"
 #include "workers/order/order.h"
 
 /* One page and the count in one statement (one snapshot), the representation
@@ -36,8 +37,38 @@ static bool wants_all(struct bk_call *c)
            (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 == 1);
 }
 
+/* The list conventions (shared/listing.h); ?status= and ?all= alone keep
+ * the statements above. */
+static const char *const statuses[] = {"pending", "shipped", "delivered", "cancelled", NULL};
+static const struct bk_list_field order_fields[] = {
+    {"id", "o.id", BK_LT_INT, BK_LF_ORDER, NULL},
+    {"order_date", "o.order_date", BK_LT_TIME, BK_LF_ORDER | BK_LF_RANGE, NULL},
+    {"total", "o.total", BK_LT_INT, BK_LF_ORDER, NULL},
+    {"price", "o.price", BK_LT_INT, BK_LF_ORDER, NULL},
+    {"quantity", "o.quantity", BK_LT_INT, BK_LF_ORDER, NULL},
+    {"product_name", "o.product_name", BK_LT_TEXT, BK_LF_ORDER | BK_LF_SEARCH, NULL},
+    {"status", "o.status", BK_LT_CHOICE, BK_LF_ORDER | BK_LF_EXACT | BK_LF_LENIENT, statuses},
+    {"user", "o.user_id", BK_LT_INT, BK_LF_EXACT, NULL},
+    {NULL, NULL, 0, 0, NULL},
+};
+static const struct bk_list_spec order_spec = {
+    .from = "orders o LEFT JOIN payments p ON p.order_id = o.id",
+    .row = "order_json(o, p)",
+    .key = "o.id",
+    .order = "o.order_date DESC, o.id DESC",
+    .tiebreak = "o.id DESC",
+    .fast_args = "status,all",
+    .fields = order_fields,
+};
+
 int order_list(struct bk_call *c)
 {
+    if (bk_list_wanted(c, &order_spec)) {
+        if (c->actor.is_staff && wants_all(c))
+            return bk_list_reply(c, &order_spec, NULL, 0, NULL);
+        const char *me = c->actor.id;
+        return bk_list_reply(c, &order_spec, "o.user_id = $1", 1, &me);
+    }
     struct bk_page page;
     if (!bk_page_args(c, &page))
         return bk_reply_invalid(c);

@@ -62,8 +62,9 @@ int order_set_status(struct bk_call *c)
     if (!u || PQntuples(u) != 1)
         return -1;
     if (bk_emit(c, "order.status_changed",
-                json_pack("{s:I, s:I, s:s, s:s}", "order_id", (json_int_t)atoll(id), "user_id",
-                          (json_int_t)atoll(owner_id), "from", cur, "to", to)) != 0)
+                json_pack("{s:I, s:I, s:s, s:s, s:{s:[s,s]}}", "order_id", (json_int_t)atoll(id),
+                          "user_id", (json_int_t)atoll(owner_id), "from", cur, "to", to, "changes",
+                          "status", cur, to)) != 0)
         return -1;
     return bk_reply_text(c, 200, PQgetvalue(u, 0, 0));
 }

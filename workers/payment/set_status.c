@@ -65,7 +65,12 @@ int payment_set_status(struct bk_call *c)
     const char *event = strcmp(to, "completed") == 0 ? "payment.completed"
                         : strcmp(to, "failed") == 0  ? "payment.failed"
                                                      : "payment.initiated";
-    if (bk_emit_text(c, event, PQgetvalue(u, 0, 0)) != 0)
+    /* the representation, and what changed (the audit trail's) */
+    json_error_t err;
+    json_t *data = json_loads(PQgetvalue(u, 0, 0), 0, &err);
+    if (!data ||
+        json_object_set_new(data, "changes", json_pack("{s:[s,s]}", "status", cur, to)) != 0 ||
+        bk_emit(c, event, data) != 0)
         return -1;
     return bk_reply_text(c, 200, PQgetvalue(u, 0, 0));
 }

@@ -4,7 +4,28 @@
 
 #include "workers/profile/profile.h"
 
+/* The list conventions (shared/listing.h); ?user= alone keeps the
+ * statements below. */
+static const struct bk_list_field list_fields[] = {
+    {"id", "a.id", BK_LT_INT, BK_LF_ORDER, NULL},
+    {"user", "a.user_id", BK_LT_INT, BK_LF_EXACT | BK_LF_LENIENT, NULL},
+    {"title", "a.title", BK_LT_TEXT, BK_LF_ORDER | BK_LF_SEARCH, NULL},
+    {"description", "a.description", BK_LT_TEXT, BK_LF_SEARCH, NULL},
+    {"date", "a.date", BK_LT_DATE, BK_LF_ORDER | BK_LF_RANGE, NULL},
+    {NULL, NULL, 0, 0, NULL},
+};
+static const struct bk_list_spec list_spec = {
+    .from = "achievements a",
+    .row = "achievement_json(a, $1)",
+    .key = "a.id",
+    .order = "a.date DESC, a.id",
+    .tiebreak = "a.id",
+    .fast_args = "user",
+    .fields = list_fields,
+};
+
 static const struct pr_owned achievements = {
+    .name = "achievement",
     .count_all = "SELECT count(*) FROM achievements",
     .count_user = "SELECT count(*) FROM achievements WHERE user_id = $1",
     .page_all = "SELECT achievement_json(a, $1) FROM achievements a "
@@ -14,6 +35,7 @@ static const struct pr_owned achievements = {
     .get = "SELECT achievement_json(a, $2) FROM achievements a WHERE a.id = $1",
     .owner = "SELECT user_id FROM achievements WHERE id = $1 FOR UPDATE",
     .del = "DELETE FROM achievements WHERE id = $1",
+    .list = &list_spec,
 };
 
 struct achievement {
@@ -78,6 +100,9 @@ int achievement_update(struct bk_call *c)
     int64_t owner = pr_owner(c, achievements.owner, id, true, NULL);
     if (owner <= 0)
         return (int)owner;
+    const char *before = pr_owned_before(c, &achievements, id);
+    if (!before)
+        return -1;
     struct achievement a;
     if (read_achievement(c, &a) != 0)
         return -1;
@@ -91,7 +116,7 @@ int achievement_update(struct bk_call *c)
                          "WHERE id = $1 RETURNING achievement_json(achievements, $8)",
                          id, a.title, a.description, a.date_set ? "true" : "false", a.date,
                          a.image_set ? "true" : "false", a.image, pr_base(c));
-    if (!r)
+    if (!r || pr_owned_updated(c, &achievements, id, owner, before, PQgetvalue(r, 0, 0)) != 0)
         return -1;
     return bk_reply_text(c, 200, PQgetvalue(r, 0, 0));
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shared/listing.h"
 #include "shared/validate.h"
 #include "workers/profile/profile.h"
 
@@ -58,11 +59,18 @@ static int set_user(struct bk_call *c, const char *id, const char *role, const c
         return bk_reply_detail(c, 403, FORBIDDEN);
 
     json_t *changed = json_array();
+    json_t *changes = json_object(); /* {field: [before, after]}: the audit trail's */
     const char *now[] = {role, staff, active};
     const char *names[] = {"role", "is_staff", "is_active"};
     for (int i = 0; i < 3; i++)
-        if (now[i] && strcmp(now[i], PQgetvalue(old, 0, i)) != 0)
+        if (now[i] && strcmp(now[i], PQgetvalue(old, 0, i)) != 0) {
+            const char *was = PQgetvalue(old, 0, i);
             json_array_append_new(changed, json_string(names[i]));
+            json_object_set_new(
+                changes, names[i],
+                i == 0 ? json_pack("[s,s]", was, now[i])
+                       : json_pack("[b,b]", strcmp(was, "t") == 0, strcmp(now[i], "t") == 0));
+        }
 
     r = BK_SQL(c,
                "UPDATE users SET role = coalesce($2, role), "
@@ -72,6 +80,7 @@ static int set_user(struct bk_call *c, const char *id, const char *role, const c
                id, role, staff, active);
     if (!r) {
         json_decref(changed);
+        json_decref(changes);
         return -1;
     }
     if (deactivate && strcmp(PQgetvalue(old, 0, 2), "t") == 0 &&
@@ -80,6 +89,7 @@ static int set_user(struct bk_call *c, const char *id, const char *role, const c
                 "WHERE user_id = $1 AND revoked_at IS NULL",
                 id)) {
         json_decref(changed);
+        json_decref(changes);
         return -1;
     }
     json_int_t uid = (json_int_t)atoll(id);
@@ -90,9 +100,13 @@ static int set_user(struct bk_call *c, const char *id, const char *role, const c
                           "is_staff", strcmp(PQgetvalue(r, 0, 2), "t") == 0, "by",
                           (json_int_t)c->actor.user_id));
     if (json_array_size(changed) > 0)
-        bk_emit(c, "user.updated", json_pack("{s:I, s:o}", "user_id", uid, "fields", changed));
-    else
+        bk_emit(
+            c, "user.updated",
+            json_pack("{s:I, s:o, s:o}", "user_id", uid, "fields", changed, "changes", changes));
+    else {
         json_decref(changed);
+        json_decref(changes);
+    }
     return bk_reply_text(c, 200, PQgetvalue(r, 0, 0));
 }
 
@@ -169,11 +183,79 @@ int admin_delete(struct bk_call *c)
         return bk_reply_detail(c, 409, "The last active staff user cannot be deleted.");
     if (!actor_staff)
         return bk_reply_detail(c, 403, FORBIDDEN);
-    r = BK_SQL(c, "DELETE FROM users WHERE id = $1 RETURNING 1", id);
+    r = BK_SQL(c, "DELETE FROM users u WHERE id = $1 RETURNING admin_user_json(u)", id);
     if (!r)
         return -1;
     if (PQntuples(r) == 0) /* deleted meanwhile */
         return bk_reply_detail(c, 404, "Not found.");
-    bk_emit(c, "user.deleted", json_pack("{s:I}", "user_id", (json_int_t)atoll(id)));
+    json_t *before = pr_parse(c, PQgetvalue(r, 0, 0));
+    if (!before)
+        return -1;
+    bk_emit(c, "user.deleted",
+            json_pack("{s:I, s:o}", "user_id", (json_int_t)atoll(id), "before", before));
     return bk_reply(c, 204, json_null());
+}
+
+/* POST /api/admin/users/{id}/logout/: every refresh token of the user is
+ * revoked (auth.logout_all, done by staff); access tokens run out within
+ * their lifetime, as after the user's own logout/all. */
+int admin_logout_all(struct bk_call *c)
+{
+    const char *id = bk_in_str(c, "id");
+    if (bk_failed(c))
+        return bk_reply_invalid(c);
+    PGresult *r = BK_SQL(c, "SELECT 1 FROM users WHERE id = $1", id);
+    if (!r)
+        return -1;
+    if (PQntuples(r) == 0)
+        return bk_reply_detail(c, 404, "Not found.");
+    r = BK_SQL(c,
+               "UPDATE token_families SET revoked_at = now(), revoked_reason = 'staff' "
+               "WHERE user_id = $1 AND revoked_at IS NULL",
+               id);
+    if (!r)
+        return -1;
+    long long n = atoll(PQcmdTuples(r));
+    bk_emit(c, "user.sessions_revoked",
+            json_pack("{s:I, s:I, s:I}", "user_id", (json_int_t)atoll(id), "sessions",
+                      (json_int_t)n, "by", (json_int_t)c->actor.user_id));
+    return bk_reply(c, 200,
+                    json_pack("{s:s, s:I}", "detail", "The user was logged out everywhere.",
+                              "sessions", (json_int_t)n));
+}
+
+/* ---- the audit trail (schema/010_audit.sql) --------------------------------- */
+
+static const char *const object_types[] = {"user",      "order",       "payment",     "dead_letter",
+                                           "education", "certificate", "achievement", NULL};
+
+static const struct bk_list_field audit_fields[] = {
+    {"id", "x.id", BK_LT_INT, BK_LF_ORDER, NULL},
+    {"object_type", "x.object_type", BK_LT_CHOICE, BK_LF_EXACT, object_types},
+    {"object_id", "x.object_id", BK_LT_TEXT, BK_LF_EXACT, NULL},
+    {"actor", "x.actor_id", BK_LT_INT, BK_LF_EXACT, NULL},
+    {"actor_service", "x.actor_service", BK_LT_TEXT, BK_LF_EXACT, NULL},
+    {"event", "x.event", BK_LT_TEXT, BK_LF_EXACT | BK_LF_SEARCH, NULL},
+    {"channel", "x.channel", BK_LT_TEXT, BK_LF_EXACT, NULL},
+    {"request_id", "x.request_id", BK_LT_TEXT, BK_LF_EXACT, NULL},
+    {"occurred_at", "x.occurred_at", BK_LT_TIME, BK_LF_ORDER | BK_LF_RANGE, NULL},
+    {NULL, NULL, 0, 0, NULL},
+};
+
+static const struct bk_list_spec audit_list = {
+    .from = "audit x",
+    .row = "audit_json(x)",
+    .key = "x.id",
+    .order = "x.id DESC",
+    .tiebreak = "x.id DESC",
+    .fast_args = NULL,
+    .fields = audit_fields,
+};
+
+/* GET /api/admin/audit/: newest first; per object with
+ * ?object_type=&object_id=, per staff member with ?actor=, a period with
+ * ?occurred_at__gte=&occurred_at__lte=. */
+int admin_audit(struct bk_call *c)
+{
+    return bk_list_reply(c, &audit_list, NULL, 0, NULL);
 }

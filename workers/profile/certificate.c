@@ -4,7 +4,28 @@
 
 #include "workers/profile/profile.h"
 
+/* The list conventions (shared/listing.h); ?user= alone keeps the
+ * statements below. */
+static const struct bk_list_field list_fields[] = {
+    {"id", "x.id", BK_LT_INT, BK_LF_ORDER, NULL},
+    {"user", "x.user_id", BK_LT_INT, BK_LF_EXACT | BK_LF_LENIENT, NULL},
+    {"title", "x.title", BK_LT_TEXT, BK_LF_ORDER | BK_LF_SEARCH, NULL},
+    {"issuer", "x.issuer", BK_LT_TEXT, BK_LF_ORDER | BK_LF_SEARCH, NULL},
+    {"date", "x.date", BK_LT_DATE, BK_LF_ORDER | BK_LF_RANGE, NULL},
+    {NULL, NULL, 0, 0, NULL},
+};
+static const struct bk_list_spec list_spec = {
+    .from = "certificates x",
+    .row = "certificate_json(x, $1)",
+    .key = "x.id",
+    .order = "x.date DESC, x.id",
+    .tiebreak = "x.id",
+    .fast_args = "user",
+    .fields = list_fields,
+};
+
 static const struct pr_owned certificates = {
+    .name = "certificate",
     .count_all = "SELECT count(*) FROM certificates",
     .count_user = "SELECT count(*) FROM certificates WHERE user_id = $1",
     .page_all = "SELECT certificate_json(x, $1) FROM certificates x "
@@ -14,6 +35,7 @@ static const struct pr_owned certificates = {
     .get = "SELECT certificate_json(x, $2) FROM certificates x WHERE x.id = $1",
     .owner = "SELECT user_id FROM certificates WHERE id = $1 FOR UPDATE",
     .del = "DELETE FROM certificates WHERE id = $1",
+    .list = &list_spec,
 };
 
 struct certificate {
@@ -79,6 +101,9 @@ int certificate_update(struct bk_call *c)
     int64_t owner = pr_owner(c, certificates.owner, id, true, NULL);
     if (owner <= 0)
         return (int)owner;
+    const char *before = pr_owned_before(c, &certificates, id);
+    if (!before)
+        return -1;
     struct certificate x;
     if (read_certificate(c, &x) != 0)
         return -1;
@@ -93,7 +118,7 @@ int certificate_update(struct bk_call *c)
                          "WHERE id = $1 RETURNING certificate_json(certificates, $9)",
                          id, x.title, x.issuer, x.date_set ? "true" : "false", x.date, x.link,
                          x.image_set ? "true" : "false", x.image, pr_base(c));
-    if (!r)
+    if (!r || pr_owned_updated(c, &certificates, id, owner, before, PQgetvalue(r, 0, 0)) != 0)
         return -1;
     return bk_reply_text(c, 200, PQgetvalue(r, 0, 0));
 }

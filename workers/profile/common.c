@@ -50,7 +50,7 @@ int64_t pr_owner(struct bk_call *c, const char *sql, const char *id, bool check_
         return 0;
     }
     int64_t owner = atoll(PQgetvalue(r, 0, 0));
-    if (check_owner && owner != c->actor.user_id) {
+    if (check_owner && owner != c->actor.user_id && !c->actor.is_staff) {
         bk_reply_detail(c, 403, "You do not have permission to perform this action.");
         return 0;
     }
@@ -82,6 +82,10 @@ static int user_filter(struct bk_call *c, const char **uid)
 
 int pr_owned_list(struct bk_call *c, const struct pr_owned *o)
 {
+    if (o->list && bk_list_wanted(c, o->list)) {
+        const char *base = pr_base(c); /* named in the condition: the count types it */
+        return bk_list_reply(c, o->list, "$1::text IS NOT NULL", 1, &base);
+    }
     struct bk_page p;
     bk_page_args(c, &p);
     if (bk_failed(c))
@@ -135,9 +139,52 @@ int pr_owned_delete(struct bk_call *c, const struct pr_owned *o)
     int64_t owner = pr_owner(c, o->owner, id, true, NULL);
     if (owner <= 0)
         return (int)owner;
-    if (!BK_SQL(c, o->del, id))
+    const char *before = pr_owned_before(c, o, id);
+    json_t *row = before ? pr_parse(c, before) : NULL;
+    if (!row || !BK_SQL(c, o->del, id)) {
+        json_decref(row);
+        return -1;
+    }
+    if (bk_emit(c, bk_strf(c, "%s.deleted", o->name),
+                json_pack("{s:I, s:I, s:o}", "id", (json_int_t)atoll(id), "user_id",
+                          (json_int_t)owner, "before", row)) != 0)
         return -1;
     return bk_reply(c, 204, json_null());
+}
+
+const char *pr_owned_before(struct bk_call *c, const struct pr_owned *o, const char *id)
+{
+    PGresult *r = BK_SQL(c, o->get, id, pr_base(c));
+    return r && PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : NULL;
+}
+
+int pr_owned_updated(struct bk_call *c, const struct pr_owned *o, const char *id, int64_t owner,
+                     const char *before, const char *after)
+{
+    json_t *b = pr_parse(c, before), *a = pr_parse(c, after), *changes = json_object();
+    int rc = -1;
+    if (!b || !a || !changes)
+        goto out;
+    const char *k;
+    json_t *v;
+    json_object_foreach(a, k, v)
+    {
+        json_t *was = json_object_get(b, k);
+        if (!json_equal(was, v))
+            json_object_set_new(changes, k, json_pack("[O,O]", was ? was : json_null(), v));
+    }
+    if (json_object_size(changes) == 0) {
+        rc = 0;
+        goto out;
+    }
+    rc = bk_emit(c, bk_strf(c, "%s.updated", o->name),
+                 json_pack("{s:I, s:I, s:O}", "id", (json_int_t)atoll(id), "user_id",
+                           (json_int_t)owner, "changes", changes));
+out:
+    json_decref(a);
+    json_decref(b);
+    json_decref(changes);
+    return rc;
 }
 
 int pr_search_patterns(struct bk_call *c, const char *search, const char **out)

@@ -5,7 +5,29 @@
 
 #include "workers/profile/profile.h"
 
+/* The list conventions (shared/listing.h); ?user= alone keeps the
+ * statements below. */
+static const struct bk_list_field list_fields[] = {
+    {"id", "e.id", BK_LT_INT, BK_LF_ORDER, NULL},
+    {"user", "e.user_id", BK_LT_INT, BK_LF_EXACT | BK_LF_LENIENT, NULL},
+    {"degree", "e.degree", BK_LT_TEXT, BK_LF_ORDER | BK_LF_SEARCH, NULL},
+    {"institution", "e.institution", BK_LT_TEXT, BK_LF_ORDER | BK_LF_SEARCH, NULL},
+    {"start_year", "e.start_year", BK_LT_INT, BK_LF_ORDER | BK_LF_EXACT | BK_LF_RANGE, NULL},
+    {"end_year", "e.end_year", BK_LT_INT, BK_LF_ORDER | BK_LF_EXACT | BK_LF_RANGE, NULL},
+    {NULL, NULL, 0, 0, NULL},
+};
+static const struct bk_list_spec list_spec = {
+    .from = "educations e",
+    .row = "education_json(e, $1)",
+    .key = "e.id",
+    .order = "e.start_year DESC, e.id",
+    .tiebreak = "e.id",
+    .fast_args = "user",
+    .fields = list_fields,
+};
+
 static const struct pr_owned educations = {
+    .name = "education",
     .count_all = "SELECT count(*) FROM educations",
     .count_user = "SELECT count(*) FROM educations WHERE user_id = $1",
     .page_all = "SELECT education_json(e, $1) FROM educations e "
@@ -15,6 +37,7 @@ static const struct pr_owned educations = {
     .get = "SELECT education_json(e, $2) FROM educations e WHERE e.id = $1",
     .owner = "SELECT user_id, start_year, end_year FROM educations WHERE id = $1 FOR UPDATE",
     .del = "DELETE FROM educations WHERE id = $1",
+    .list = &list_spec,
 };
 
 struct education {
@@ -99,6 +122,9 @@ int education_update(struct bk_call *c)
     int64_t owner = pr_owner(c, educations.owner, id, true, &row);
     if (owner <= 0)
         return (int)owner;
+    const char *before = pr_owned_before(c, &educations, id);
+    if (!before)
+        return -1;
     struct education e;
     read_education(c, &e);
     if (!bk_failed(c))
@@ -114,7 +140,7 @@ int education_update(struct bk_call *c)
                "WHERE id = $1 RETURNING education_json(educations, $7)",
                id, e.degree, e.institution, num(c, e.has_start, e.start),
                e.has_end ? "true" : "false", num(c, e.has_end && !e.end_null, e.end), pr_base(c));
-    if (!r)
+    if (!r || pr_owned_updated(c, &educations, id, owner, before, PQgetvalue(r, 0, 0)) != 0)
         return -1;
     return bk_reply_text(c, 200, PQgetvalue(r, 0, 0));
 }

@@ -52,6 +52,11 @@ static const struct bk_command commands[] = {
     {"admin.update", admin_update, BK_STAFF, BK_WRITE},
     {"admin.delete", admin_delete, BK_STAFF, BK_WRITE},
     {"admin.set_role", admin_set_role, BK_STAFF, BK_WRITE}, /* 001's AdminUser/ */
+    {"admin.logout_all", admin_logout_all, BK_STAFF, BK_WRITE},
+    {"admin.audit", admin_audit, BK_STAFF, BK_READ},
+    {"admin.dead_letters", admin_dead_letters, BK_STAFF, BK_READ},
+    {"admin.replay_dead_letters", admin_replay_dead_letters, BK_STAFF, BK_WRITE},
+    {"admin.discard_dead_letters", admin_discard_dead_letters, BK_STAFF, BK_WRITE},
     {NULL, NULL, 0, 0},
 };
 

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shared/listing.h"
 #include "shared/worker.h"
 
 /* ---- upload.c: what an uploaded file is, decided by its content ---------- */
@@ -84,14 +85,16 @@ void pr_hide_private(struct bk_call *c, json_t *profile);
 /* The owner of a row of an owned resource. sql takes the row id as $1 and
  * returns user_id first (and whatever else the caller needs in *row).
  * Returns the owner id; 0 when the reply is already set (404 when the row
- * does not exist, 403 when check_owner and the caller is not the owner);
- * -1 on a database failure. */
+ * does not exist, 403 when check_owner and the caller is neither the owner
+ * nor staff: staff edit and delete anyone's, as in Django's admin, and the
+ * events of the change name them); -1 on a database failure. */
 int64_t pr_owner(struct bk_call *c, const char *sql, const char *id, bool check_owner,
                  PGresult **row);
 
 /* The statements of one owned resource (educations, certificates,
  * achievements): rows readable by every user, written by their owner. */
 struct pr_owned {
+    const char *name;       /* "education": its events are <name>.updated, <name>.deleted */
     const char *count_all;  /* no parameters */
     const char *count_user; /* $1 user id */
     const char *page_all;   /* $1 base, $2 limit, $3 offset: one JSON row each */
@@ -99,12 +102,22 @@ struct pr_owned {
     const char *get;        /* $1 id, $2 base: the row's JSON */
     const char *owner;      /* $1 id: user_id, FOR UPDATE */
     const char *del;        /* $1 id */
+    /* the list conventions (shared/listing.h); its row may use $1, the
+     * media links' base */
+    const struct bk_list_spec *list;
 };
 /* GET /api/<resource>/?user= paginated (a ?user= that is not a number
  * matches nothing, as the peer's queryset.none()). */
 int pr_owned_list(struct bk_call *c, const struct pr_owned *o);
 int pr_owned_get(struct bk_call *c, const struct pr_owned *o);
 int pr_owned_delete(struct bk_call *c, const struct pr_owned *o);
+/* The row's JSON text before an update (o->get), for pr_owned_updated;
+ * NULL on a database failure. */
+const char *pr_owned_before(struct bk_call *c, const struct pr_owned *o, const char *id);
+/* Emits <name>.updated {id, user_id, changes: {field: [before, after]}}
+ * when the update changed something (the audit trail's). 0 or -1. */
+int pr_owned_updated(struct bk_call *c, const struct pr_owned *o, const char *id, int64_t owner,
+                     const char *before, const char *after);
 
 /* Splits ?search= into at most PR_MAX_TERMS LIKE patterns ("%term%",
  * wildcards escaped), the way DRF's SearchFilter splits (whitespace and
@@ -164,6 +177,12 @@ int admin_list(struct bk_call *c);
 int admin_get(struct bk_call *c);
 int admin_update(struct bk_call *c);
 int admin_delete(struct bk_call *c);
+int admin_logout_all(struct bk_call *c);
+int admin_audit(struct bk_call *c);
+/* dead.c: backend.dead for the staff */
+int admin_dead_letters(struct bk_call *c);
+int admin_replay_dead_letters(struct bk_call *c);
+int admin_discard_dead_letters(struct bk_call *c);
 
 /* The SQL texts of the user lists, built once (prepared by address). */
 int pr_users_sql_init(void);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "shared/config.h"
+#include "shared/listing.h"
 #include "shared/password.h"
 #include "shared/validate.h"
 #include "workers/profile/profile.h"
@@ -95,10 +96,57 @@ int pr_users_sql_init(void)
     return 0;
 }
 
+/* The list conventions (shared/listing.h) on both user lists; a request
+ * with only ?search= and ?role= keeps the tuned statements above. The
+ * staff's fields come first: the public list reads the same array from its
+ * first shared field on (list_specs), so each is declared once. */
+#define N_STAFF_ONLY 4
+static const struct bk_list_field user_fields[] = {
+    {"email", "u.email", BK_LT_TEXT, BK_LF_ORDER | BK_LF_SEARCH, NULL},
+    {"is_staff", "u.is_staff", BK_LT_BOOL, BK_LF_EXACT, NULL},
+    {"is_active", "u.is_active", BK_LT_BOOL, BK_LF_EXACT, NULL},
+    {"last_login", "u.last_login", BK_LT_TIME, BK_LF_ORDER | BK_LF_RANGE, NULL},
+    /* both lists */
+    {"id", "u.id", BK_LT_INT, BK_LF_ORDER, NULL},
+    {"username", "u.username", BK_LT_TEXT, BK_LF_ORDER, NULL},
+    {"first_name", "u.first_name", BK_LT_TEXT, BK_LF_ORDER, NULL},
+    {"last_name", "u.last_name", BK_LT_TEXT, BK_LF_ORDER, NULL},
+    {"date_joined", "u.date_joined", BK_LT_TIME, BK_LF_ORDER | BK_LF_RANGE, NULL},
+    {"role", "u.role", BK_LT_CHOICE, BK_LF_EXACT | BK_LF_LENIENT, bk_roles},
+    {"search_text", "u.search_text", BK_LT_TEXT, BK_LF_SEARCH, NULL},
+    {NULL, NULL, 0, 0, NULL},
+};
+
+static const struct bk_list_spec list_specs[2] = {
+    [PUBLIC] = {.from = "users u",
+                .row = "profile_json(u, $1)",
+                .key = "u.id",
+                .order = "u.id",
+                .tiebreak = "u.id",
+                .fast_args = "search,role",
+                .fields = user_fields + N_STAFF_ONLY,
+                .each = pr_hide_private},
+    [ADMIN] = {.from = "users u",
+               .row = "admin_user_json(u)",
+               .key = "u.id",
+               .order = "u.id",
+               .tiebreak = "u.id",
+               .fast_args = "role", /* ?search= looks in emails too: here */
+               .fields = user_fields},
+};
+
 /* GET /api/users/ and /api/admin/users/: ?search= (every term in username,
  * first or last name, designation or company), ?role=, paginated by id. */
 static int users_list(struct bk_call *c, int scope)
 {
+    if (bk_list_wanted(c, &list_specs[scope])) {
+        /* $1, the media links' base, is named in the condition too, so that
+         * the count statement gives it a type */
+        const char *base = pr_base(c);
+        return scope == PUBLIC ? bk_list_reply(c, &list_specs[scope],
+                                               "u.is_active AND $1::text IS NOT NULL", 1, &base)
+                               : bk_list_reply(c, &list_specs[scope], NULL, 0, NULL);
+    }
     const char *search = bk_in_str(c, "search");
     const char *role = bk_in_str(c, "role");
     struct bk_page p;
@@ -300,19 +348,32 @@ static int update(struct bk_call *c, const char *uid, struct extra *x)
     if (PQntuples(old) == 0)
         return bk_reply_detail(c, 404, "Not found.");
     json_t *changed = json_array();
+    json_t *changes = json_object(); /* {field: [before, after]}: the audit trail's */
     for (size_t i = 0; i < N_FIELDS; i++)
-        if (v[i] && strcmp(v[i], PQgetvalue(old, 0, (int)i)) != 0)
+        if (v[i] && strcmp(v[i], PQgetvalue(old, 0, (int)i)) != 0) {
+            const char *was = PQgetvalue(old, 0, (int)i);
+            bool flag = strncmp(fields[i], "is_", 3) == 0; /* is_student...: booleans */
             json_array_append_new(changed, json_string(fields[i]));
+            json_object_set_new(
+                changes, fields[i],
+                flag ? json_pack("[b,b]", strcmp(was, "true") == 0, strcmp(v[i], "true") == 0)
+                     : json_pack("[s,s]", was, v[i]));
+        }
     const char *extra_v[] = {username, role, full};
     const char *extra_n[] = {"username", "role", "full_name"};
-    for (int i = 0; i < 3; i++)
-        if (extra_v[i] && strcmp(extra_v[i], PQgetvalue(old, 0, (int)N_FIELDS + i)) != 0)
+    for (int i = 0; i < 3; i++) {
+        const char *was = PQgetvalue(old, 0, (int)N_FIELDS + i);
+        if (extra_v[i] && strcmp(extra_v[i], was) != 0) {
             json_array_append_new(changed, json_string(extra_n[i]));
+            json_object_set_new(changes, extra_n[i], json_pack("[s,s]", was, extra_v[i]));
+        }
+    }
 
     const char *pic_key = NULL;
     if (x && x->pic_state == 1) {
         if (pr_media_store(c, &x->pic, &pic_key) != 0) {
             json_decref(changed);
+            json_decref(changes);
             return -1;
         }
         json_array_append_new(changed, json_string("profile_picture"));
@@ -341,6 +402,7 @@ static int update(struct bk_call *c, const char *uid, struct extra *x)
                pr_base(c), username, role, full, pic_key, x && x->pic.is_null ? "true" : "false");
     if (!r) {
         json_decref(changed);
+        json_decref(changes);
         if (strcmp(bk_sql_state(c), "23505") == 0) { /* a concurrent update took the name */
             if (strcmp(bk_sql_constraint(c), "users_email_lower") == 0)
                 bk_error(c, "email", "A user with that email already exists.");
@@ -357,9 +419,12 @@ static int update(struct bk_call *c, const char *uid, struct extra *x)
                           strcmp(PQgetvalue(old, 0, (int)N_FIELDS + 3), "t") == 0, "by",
                           (json_int_t)c->actor.user_id));
     if (json_array_size(changed) > 0)
-        bk_emit(c, "user.updated", json_pack("{s:I, s:o}", "user_id", id, "fields", changed));
-    else
+        bk_emit(c, "user.updated",
+                json_pack("{s:I, s:o, s:o}", "user_id", id, "fields", changed, "changes", changes));
+    else {
         json_decref(changed);
+        json_decref(changes);
+    }
     return reply_detail(c, 200, r);
 }
 
@@ -424,10 +489,12 @@ static int delete_self(struct bk_call *c)
     }
     /* token families, follows, educations... go with the row (ON DELETE
      * CASCADE); blobs nothing refers to any more go with them (triggers) */
-    PGresult *r = BK_SQL(c, "DELETE FROM users WHERE id = $1", uid);
+    PGresult *r = BK_SQL(c, "DELETE FROM users u WHERE id = $1 RETURNING admin_user_json(u)", uid);
     if (!r)
         return -1;
-    bk_emit(c, "user.deleted", json_pack("{s:I}", "user_id", (json_int_t)c->actor.user_id));
+    bk_emit(c, "user.deleted",
+            json_pack("{s:I, s:o}", "user_id", (json_int_t)c->actor.user_id, "before",
+                      PQntuples(r) ? pr_parse(c, PQgetvalue(r, 0, 0)) : json_null()));
     return bk_reply(c, 204, json_null());
 }
 
