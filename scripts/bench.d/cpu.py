@@ -15,31 +15,16 @@ A PID file that names no live process counts 0.
 import os
 import sys
 
+from procfs import pid_from, stats
+
 HZ = os.sysconf("SC_CLK_TCK")
-
-
-def pid_from(path):
-    try:
-        with open(path) as f:
-            return int(f.readline().strip())
-    except (OSError, ValueError):
-        return None
 
 
 def procs():
     """{pid: (ppid, ticks)} of every process; ticks = the four times summed."""
     out = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                s = f.read()
-        except OSError:
-            continue
-        # fields after "(comm)": state ppid ... utime(12) stime cutime cstime
-        fields = s[s.rfind(")") + 2:].split()
-        out[int(d)] = (int(fields[1]), sum(int(x) for x in fields[11:15]))
+    for pid, fields in stats():
+        out[pid] = (int(fields[1]), sum(int(x) for x in fields[11:15]))
     return out
 
 

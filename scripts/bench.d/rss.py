@@ -22,29 +22,15 @@ import signal
 import sys
 import time
 
-
-def pid_from(path):
-    try:
-        with open(path) as f:
-            return int(f.readline().strip())
-    except (OSError, ValueError):
-        return None
+from procfs import pid_from, stats
 
 
 def ppid_map():
     kids = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                s = f.read()
-        except OSError:
-            continue
-        fields = s[s.rfind(")") + 2:].split()
+    for pid, fields in stats():
         if fields[0] == "Z":
             continue
-        kids.setdefault(int(fields[1]), []).append(int(d))
+        kids.setdefault(int(fields[1]), []).append(pid)
     return kids
 
 
