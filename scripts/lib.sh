@@ -375,9 +375,23 @@ bk_broker_identities() {
     printf '%s\n' "admin impersonator .* .* .*"
     printf '%s\n' 'bridge - ^$ ^backend\.commands$ ^$'
     printf '%s\n' 'relay - ^$ ^backend\.events$ ^$'
+    # a worker reads its queue <q>.commands; it declares <q>.reads (configure,
+    # read, write on that queue only) and binds its read commands to it on
+    # backend.commands: the topic read permission names exactly those, as the
+    # worker's own command table lists them (<worker> --read-commands), so it
+    # cannot bind another worker's commands (a login's password) to its queue
+    local reads names
     for w in "${BK_WORKERS[@]}"; do
         q=${w%-worker}
-        printf '%s\n' "$w - ^\$ ^(amq\.default|backend\.retry|backend\.dlx)\$ ^$q\.commands\$"
+        reads='^$' # no binary yet (services before a build): no binding; reads use <q>.commands
+        if [ -x "$BK_BIN_DIR/$w" ]; then
+            # env -i, timeout: a binary from before --read-commands would start
+            # a worker instead; without the instance's settings it serves nothing
+            names=$(env -i timeout 5 "$BK_BIN_DIR/$w" --read-commands 2>/dev/null |
+                grep -E '^[a-z_]+(\.[a-z_]+)+$' | paste -sd '|') || true
+            [ -z "$names" ] || reads="^(${names//./\\.})\$"
+        fi
+        printf '%s\n' "$w - ^$q\.reads\$ ^(amq\.default|backend\.retry|backend\.dlx|$q\.reads)\$ ^($q\.commands|$q\.reads|backend\.commands)\$ backend.commands=$reads"
     done
     # a subscriber reads its own queue and nothing else; the optional sixth
     # field is a topic read permission (exchange=regex over binding keys):
