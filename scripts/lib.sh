@@ -31,9 +31,11 @@ BK_PROCS=("${BK_WORKERS[@]}" "${BK_SUBSCRIBERS[@]}" bridge)
 # The events the notify worker mails: the only ones its identity may bind
 # (topic permission), the same list as notify.events' bindings in shared/amqp.c.
 BK_NOTIFY_EVENTS=(user.password_reset_requested user.password_changed user.registered)
-# Worker queues: at most this many ready commands each (a publish beyond is
-# refused), and a command delivered this often is dead-lettered by the broker
-# (a second guard behind the runtime's max_deliveries).
+# Worker queues (<w>.commands and <w>.reads): at most this many ready commands
+# each (a publish beyond is refused), and a command delivered this often is
+# dead-lettered by the broker (a second guard behind the runtime's
+# max_deliveries; quorum queues only: a classic <w>.reads counts no deliveries,
+# the runtime does not run a read delivered again).
 BK_QUEUE_MAX_LENGTH=${BK_QUEUE_MAX_LENGTH:-10000}
 BK_QUEUE_DELIVERY_LIMIT=${BK_QUEUE_DELIVERY_LIMIT:-20}
 
@@ -421,7 +423,7 @@ bk_broker_setup() {
     done < <(bk_broker_identities)
     for w in "${BK_WORKERS[@]}"; do queues+=("${w%-worker}"); done
     defs=$(bk_broker_identities | BK_BROKER_DIR=$BK_BROKER_DIR \
-        BK_POLICY_PATTERN="^($(IFS='|' && echo "${queues[*]}"))\.commands\$" \
+        BK_POLICY_PATTERN="^($(IFS='|' && echo "${queues[*]}"))\.(commands|reads)\$" \
         BK_QUEUE_MAX_LENGTH=$BK_QUEUE_MAX_LENGTH BK_QUEUE_DELIVERY_LIMIT=$BK_QUEUE_DELIVERY_LIMIT \
         /usr/bin/python3 -c '
 import base64, hashlib, json, os, sys
