@@ -519,10 +519,9 @@ int bk_amqp_declare_reads(amqp_connection_state_t c, amqp_channel_t ch, const ch
 
 int bk_amqp_declare_topology(amqp_connection_state_t c, amqp_channel_t ch)
 {
-    if (declare_exchange_of(c, ch, BK_EX_WRITES, "topic") ||
-        declare_commands_exchange(c, ch) || declare_exchange(c, ch, BK_EX_EVENTS) ||
-        declare_exchange(c, ch, BK_EX_DLX) || declare_queue(c, ch, BK_Q_DEAD, false) ||
-        bind(c, ch, BK_Q_DEAD, BK_EX_DLX, "#") ||
+    if (declare_exchange_of(c, ch, BK_EX_WRITES, "topic") || declare_commands_exchange(c, ch) ||
+        declare_exchange(c, ch, BK_EX_EVENTS) || declare_exchange(c, ch, BK_EX_DLX) ||
+        declare_queue(c, ch, BK_Q_DEAD, false) || bind(c, ch, BK_Q_DEAD, BK_EX_DLX, "#") ||
         declare_exchange_of(c, ch, BK_EX_RETRY, "headers") ||
         declare_retry_tier(c, ch, "1s", 1000) || declare_retry_tier(c, ch, "5s", 5000) ||
         declare_retry_tier(c, ch, "30s", 30000))

@@ -2634,8 +2634,10 @@ static int run_copy(const char *name, const struct bk_command *commands, int (*i
                 continue;
             }
             backoff = 100;
-            bk_log(BK_INFO, NULL, "consuming %s%s%s.reads", queue,
-                   rt.reads_consumed ? " and " : "", rt.reads_consumed ? name : "");
+            if (rt.reads_consumed)
+                bk_log(BK_INFO, NULL, "consuming %s and %s.reads", queue, name);
+            else
+                bk_log(BK_INFO, NULL, "consuming %s", queue);
         }
         amqp_envelope_t env;
         if (rt.n_held > 0) { /* taken while the database was away: oldest first */
