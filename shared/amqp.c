@@ -511,9 +511,30 @@ int bk_amqp_declare_reads(amqp_connection_state_t c, amqp_channel_t ch, const ch
     amqp_queue_declare(c, ch, amqp_cstring_bytes(queue), 0, 0, 0, 0, args);
     if (bk_amqp_check(amqp_get_rpc_reply(c), queue) != 0)
         return -1;
-    for (const char *const *r = reads; *r; r++)
-        if (bind(c, ch, queue, BK_EX_COMMANDS, *r))
+    for (const char *const *r = reads; *r; r++) {
+        amqp_queue_bind(c, ch, amqp_cstring_bytes(queue), amqp_cstring_bytes(BK_EX_COMMANDS),
+                        amqp_cstring_bytes(*r), amqp_empty_table);
+        amqp_rpc_reply_t rr = amqp_get_rpc_reply(c);
+        if (rr.reply_type == AMQP_RESPONSE_NORMAL)
+            continue;
+        /* a read command added since the identity's permissions were last
+         * imported (scripts/lib.sh bk_broker_setup): refused (403), it stays
+         * unbound and is served from the worker queue; the others are bound */
+        if (rr.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION ||
+            rr.reply.id != AMQP_CHANNEL_CLOSE_METHOD ||
+            ((amqp_channel_close_t *)rr.reply.decoded)->reply_code != AMQP_ACCESS_REFUSED)
+            return bk_amqp_check(rr, "queue.bind");
+        bk_log(BK_WARN, NULL,
+               "amqp: may not bind %s to %s (import the broker identities again): it is served "
+               "from the worker queue",
+               *r, queue);
+        amqp_channel_close_ok_t ok = {0};
+        if (amqp_send_method(c, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) != 0)
             return -1;
+        amqp_channel_open(c, ch);
+        if (bk_amqp_check(amqp_get_rpc_reply(c), "channel.open") != 0)
+            return -1;
+    }
     return 0;
 }
 

@@ -107,8 +107,10 @@ void bk_amqp_close(amqp_connection_state_t c);
  * copy declares it again at each (re)connect. Dead-letters to backend.dlx
  * like the worker queue (a malformed read goes to backend.dead). The worker's
  * identity may configure this queue only, and bind only its own read
- * commands (a topic read permission on backend.commands, scripts/lib.sh).
- * 0 or -1 (logged; the channel may be closed then). */
+ * commands (a topic read permission on backend.commands, scripts/lib.sh); a
+ * name it may not bind (added since the permissions were imported) is left
+ * unbound, logged, and reaches the worker queue instead. 0 when the queue is
+ * declared, or -1 (logged; the channel may be closed then). */
 int bk_amqp_declare_reads(amqp_connection_state_t c, amqp_channel_t ch, const char *worker,
                           const char *const *reads);
 
