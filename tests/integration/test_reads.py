@@ -210,14 +210,18 @@ class ReadPath(unittest.TestCase):
         everything = "^(" + "|".join(sorted(r.replace(".", "\\.") for r in reads)) + ")$"
 
         def redeclare(expected):
+            # new copies on new connections (the broker caches a channel's
+            # permission checks) declare and bind the queue afresh
             conn = amqp_connection("admin")
             try:
                 conn.channel().queue_delete("order.reads")
             finally:
                 conn.close()
-            return wait(lambda: wait_reads_consumed("order", 2, 1) and {
-                k for s, d, k in bindings()
-                if s == "backend.commands" and d == "order.reads"} == expected, 20)
+            for p in copies("order"):
+                os.kill(p, signal.SIGKILL)
+            return wait(lambda: len(copies("order")) == 2 and wait_reads_consumed("order", 2, 1)
+                        and {k for s, d, k in bindings()
+                             if s == "backend.commands" and d == "order.reads"} == expected, 40)
 
         rabbitmqctl("set_topic_permissions", "order-worker", "backend.commands", "^$", allowed)
         try:
