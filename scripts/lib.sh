@@ -31,9 +31,11 @@ BK_PROCS=("${BK_WORKERS[@]}" "${BK_SUBSCRIBERS[@]}" bridge)
 # The events the notify worker mails: the only ones its identity may bind
 # (topic permission), the same list as notify.events' bindings in shared/amqp.c.
 BK_NOTIFY_EVENTS=(user.password_reset_requested user.password_changed user.registered)
-# Worker queues: at most this many ready commands each (a publish beyond is
-# refused), and a command delivered this often is dead-lettered by the broker
-# (a second guard behind the runtime's max_deliveries).
+# Worker queues (<w>.commands and <w>.reads): at most this many ready commands
+# each (a publish beyond is refused), and a command delivered this often is
+# dead-lettered by the broker (a second guard behind the runtime's
+# max_deliveries; quorum queues only: a classic <w>.reads counts no deliveries,
+# the runtime does not run a read delivered again).
 BK_QUEUE_MAX_LENGTH=${BK_QUEUE_MAX_LENGTH:-10000}
 BK_QUEUE_DELIVERY_LIMIT=${BK_QUEUE_DELIVERY_LIMIT:-20}
 
@@ -379,9 +381,23 @@ bk_broker_identities() {
     # republish to backend.commands; no impersonator (the workers take the
     # original publisher from its x-bk-publisher header)
     printf '%s\n' 'dead-letters - ^$ ^backend\.commands$ ^backend\.dead$'
+    # a worker reads its queue <q>.commands; it declares <q>.reads (configure,
+    # read, write on that queue only) and binds its read commands to it on
+    # backend.commands: the topic read permission names exactly those, as the
+    # worker's own command table lists them (<worker> --read-commands), so it
+    # cannot bind another worker's commands (a login's password) to its queue
+    local reads names
     for w in "${BK_WORKERS[@]}"; do
         q=${w%-worker}
-        printf '%s\n' "$w - ^\$ ^(amq\.default|backend\.retry|backend\.dlx)\$ ^$q\.commands\$"
+        reads='^$' # no binary yet (services before a build): no binding; reads use <q>.commands
+        if [ -x "$BK_BIN_DIR/$w" ]; then
+            # env -i, timeout: a binary from before --read-commands would start
+            # a worker instead; without the instance's settings it serves nothing
+            names=$(env -i timeout 5 "$BK_BIN_DIR/$w" --read-commands 2>/dev/null |
+                grep -E '^[a-z_]+(\.[a-z_]+)+$' | paste -sd '|') || true
+            [ -z "$names" ] || reads="^(${names//./\\.})\$"
+        fi
+        printf '%s\n' "$w - ^$q\.reads\$ ^(amq\.default|backend\.retry|backend\.dlx|$q\.reads)\$ ^($q\.commands|$q\.reads|backend\.commands)\$ backend.commands=$reads"
     done
     # a subscriber reads its own queue and nothing else; the optional sixth
     # field is a topic read permission (exchange=regex over binding keys):
@@ -411,7 +427,7 @@ bk_broker_setup() {
     done < <(bk_broker_identities)
     for w in "${BK_WORKERS[@]}"; do queues+=("${w%-worker}"); done
     defs=$(bk_broker_identities | BK_BROKER_DIR=$BK_BROKER_DIR \
-        BK_POLICY_PATTERN="^($(IFS='|' && echo "${queues[*]}"))\.commands\$" \
+        BK_POLICY_PATTERN="^($(IFS='|' && echo "${queues[*]}"))\.(commands|reads)\$" \
         BK_QUEUE_MAX_LENGTH=$BK_QUEUE_MAX_LENGTH BK_QUEUE_DELIVERY_LIMIT=$BK_QUEUE_DELIVERY_LIMIT \
         /usr/bin/python3 -c '
 import base64, hashlib, json, os, sys

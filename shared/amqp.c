@@ -290,11 +290,22 @@ static amqp_connection_state_t open_node(const struct bk_amqp_node *node, const 
      * not hold the connect forever: the next node may work */
     if (amqp_set_handshake_timeout(c, &tv) != AMQP_STATUS_OK)
         goto fail;
-    amqp_table_entry_t props[1];
+    /* consumer_cancel_notify: the broker tells a consumer whose queue was
+     * deleted (basic.cancel) instead of leaving it silently idle; a worker
+     * then reconnects and declares its <name>.reads again (rabbitmq-c merges
+     * this into its own capabilities) */
+    amqp_table_entry_t cap[1];
+    cap[0].key = amqp_cstring_bytes("consumer_cancel_notify");
+    cap[0].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    cap[0].value.value.boolean = 1;
+    amqp_table_entry_t props[2];
     props[0].key = amqp_cstring_bytes("connection_name");
     props[0].value.kind = AMQP_FIELD_KIND_UTF8;
     props[0].value.value.bytes = amqp_cstring_bytes(name);
-    amqp_table_t client_props = {1, props};
+    props[1].key = amqp_cstring_bytes("capabilities");
+    props[1].value.kind = AMQP_FIELD_KIND_TABLE;
+    props[1].value.value.table = (amqp_table_t){1, cap};
+    amqp_table_t client_props = {2, props};
     amqp_rpc_reply_t r = amqp_login_with_properties(
         c, bk_config_str("amqp_vhost"), 0, 131072, heartbeat_s, &client_props,
         AMQP_SASL_METHOD_PLAIN, bk_amqp_user(identity), password);
@@ -374,8 +385,11 @@ void bk_amqp_close(amqp_connection_state_t c)
 static int declare_exchange_of(amqp_connection_state_t c, amqp_channel_t ch, const char *name,
                                const char *type)
 {
-    amqp_exchange_declare(c, ch, amqp_cstring_bytes(name), amqp_cstring_bytes(type), 0, 1, 0, 0,
-                          amqp_empty_table);
+    /* backend.writes is only ever reached through backend.commands (internal:
+     * nobody publishes to it directly, around the read queues' bindings) */
+    amqp_boolean_t internal = strcmp(name, BK_EX_WRITES) == 0;
+    amqp_exchange_declare(c, ch, amqp_cstring_bytes(name), amqp_cstring_bytes(type), 0, 1, 0,
+                          internal, amqp_empty_table);
     return bk_amqp_check(amqp_get_rpc_reply(c), name);
 }
 
@@ -444,11 +458,96 @@ static int bind(amqp_connection_state_t c, amqp_channel_t ch, const char *queue,
     return bk_amqp_check(amqp_get_rpc_reply(c), "queue.bind");
 }
 
+/* backend.commands with its alternate exchange. A broker set up before the
+ * read queues has it without one: RabbitMQ refuses to change an exchange's
+ * arguments (406), so it is deleted and declared again (its bindings were
+ * only the worker queues' "prefix.#", which now live on backend.writes). */
+static int declare_commands_exchange(amqp_connection_state_t c, amqp_channel_t ch)
+{
+    amqp_table_entry_t e[1];
+    e[0].key = amqp_cstring_bytes("alternate-exchange");
+    e[0].value.kind = AMQP_FIELD_KIND_UTF8;
+    e[0].value.value.bytes = amqp_cstring_bytes(BK_EX_WRITES);
+    amqp_table_t args = {1, e};
+    for (int attempt = 0;; attempt++) {
+        amqp_exchange_declare(c, ch, amqp_cstring_bytes(BK_EX_COMMANDS),
+                              amqp_cstring_bytes("topic"), 0, 1, 0, 0, args);
+        amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
+        if (r.reply_type == AMQP_RESPONSE_NORMAL)
+            return 0;
+        if (attempt > 0 || r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION ||
+            r.reply.id != AMQP_CHANNEL_CLOSE_METHOD ||
+            ((amqp_channel_close_t *)r.reply.decoded)->reply_code != AMQP_PRECONDITION_FAILED)
+            return bk_amqp_check(r, BK_EX_COMMANDS);
+        bk_log(BK_WARN, NULL,
+               "amqp: %s has no alternate exchange (set up before the read queues): declaring "
+               "it again",
+               BK_EX_COMMANDS);
+        amqp_channel_close_ok_t ok = {0};
+        if (amqp_send_method(c, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) != 0)
+            return -1;
+        amqp_channel_open(c, ch);
+        if (bk_amqp_check(amqp_get_rpc_reply(c), "channel.open") != 0)
+            return -1;
+        amqp_exchange_delete(c, ch, amqp_cstring_bytes(BK_EX_COMMANDS), 0);
+        if (bk_amqp_check(amqp_get_rpc_reply(c), "exchange.delete") != 0)
+            return -1;
+    }
+}
+
+int bk_amqp_declare_reads(amqp_connection_state_t c, amqp_channel_t ch, const char *worker,
+                          const char *const *reads)
+{
+    char queue[64];
+    snprintf(queue, sizeof queue, "%s.reads", worker);
+    amqp_table_entry_t e[3];
+    e[0].key = amqp_cstring_bytes("x-queue-type");
+    e[0].value.kind = AMQP_FIELD_KIND_UTF8;
+    e[0].value.value.bytes = amqp_cstring_bytes("classic");
+    e[1].key = amqp_cstring_bytes("x-dead-letter-exchange");
+    e[1].value.kind = AMQP_FIELD_KIND_UTF8;
+    e[1].value.value.bytes = amqp_cstring_bytes(BK_EX_DLX);
+    e[2].key = amqp_cstring_bytes("x-queue-master-locator");
+    e[2].value.kind = AMQP_FIELD_KIND_UTF8;
+    e[2].value.value.bytes = amqp_cstring_bytes("client-local");
+    amqp_table_t args = {3, e};
+    /* durable 0, exclusive 0, auto_delete 0: shared by the copies, kept
+     * while none consumes (a copy restarting finds its reads waiting) */
+    amqp_queue_declare(c, ch, amqp_cstring_bytes(queue), 0, 0, 0, 0, args);
+    if (bk_amqp_check(amqp_get_rpc_reply(c), queue) != 0)
+        return -1;
+    for (const char *const *r = reads; *r; r++) {
+        amqp_queue_bind(c, ch, amqp_cstring_bytes(queue), amqp_cstring_bytes(BK_EX_COMMANDS),
+                        amqp_cstring_bytes(*r), amqp_empty_table);
+        amqp_rpc_reply_t rr = amqp_get_rpc_reply(c);
+        if (rr.reply_type == AMQP_RESPONSE_NORMAL)
+            continue;
+        /* a read command added since the identity's permissions were last
+         * imported (scripts/lib.sh bk_broker_setup): refused (403), it stays
+         * unbound and is served from the worker queue; the others are bound */
+        if (rr.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION ||
+            rr.reply.id != AMQP_CHANNEL_CLOSE_METHOD ||
+            ((amqp_channel_close_t *)rr.reply.decoded)->reply_code != AMQP_ACCESS_REFUSED)
+            return bk_amqp_check(rr, "queue.bind");
+        bk_log(BK_WARN, NULL,
+               "amqp: may not bind %s to %s (import the broker identities again): it is served "
+               "from the worker queue",
+               *r, queue);
+        amqp_channel_close_ok_t ok = {0};
+        if (amqp_send_method(c, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) != 0)
+            return -1;
+        amqp_channel_open(c, ch);
+        if (bk_amqp_check(amqp_get_rpc_reply(c), "channel.open") != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int bk_amqp_declare_topology(amqp_connection_state_t c, amqp_channel_t ch)
 {
-    if (declare_exchange(c, ch, BK_EX_COMMANDS) || declare_exchange(c, ch, BK_EX_EVENTS) ||
-        declare_exchange(c, ch, BK_EX_DLX) || declare_queue(c, ch, BK_Q_DEAD, false) ||
-        bind(c, ch, BK_Q_DEAD, BK_EX_DLX, "#") ||
+    if (declare_exchange_of(c, ch, BK_EX_WRITES, "topic") || declare_commands_exchange(c, ch) ||
+        declare_exchange(c, ch, BK_EX_EVENTS) || declare_exchange(c, ch, BK_EX_DLX) ||
+        declare_queue(c, ch, BK_Q_DEAD, false) || bind(c, ch, BK_Q_DEAD, BK_EX_DLX, "#") ||
         declare_exchange_of(c, ch, BK_EX_RETRY, "headers") ||
         declare_retry_tier(c, ch, "1s", 1000) || declare_retry_tier(c, ch, "5s", 5000) ||
         declare_retry_tier(c, ch, "30s", 30000))
@@ -459,7 +558,7 @@ int bk_amqp_declare_topology(amqp_connection_state_t c, amqp_channel_t ch)
         for (const char *const *p = q->prefixes; *p; p++) {
             char key[64];
             snprintf(key, sizeof key, "%s.#", *p);
-            if (bind(c, ch, q->queue, BK_EX_COMMANDS, key))
+            if (bind(c, ch, q->queue, BK_EX_WRITES, key))
                 return -1;
         }
     }
@@ -487,11 +586,15 @@ enum bk_amqp_next bk_amqp_next_delivery(amqp_connection_state_t c, amqp_envelope
         return BK_AMQP_IDLE;
     if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
         r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
-        /* a frame that is not a delivery: only a close means reconnect */
+        /* a frame that is not a delivery: a close means reconnect, and so
+         * does the broker cancelling a consumer (its queue was deleted: a
+         * worker's <name>.reads whose node died), so that the queue is
+         * declared again and consumed */
         amqp_frame_t f;
         if (amqp_simple_wait_frame(c, &f) == AMQP_STATUS_OK && f.frame_type == AMQP_FRAME_METHOD &&
             f.payload.method.id != AMQP_CHANNEL_CLOSE_METHOD &&
-            f.payload.method.id != AMQP_CONNECTION_CLOSE_METHOD)
+            f.payload.method.id != AMQP_CONNECTION_CLOSE_METHOD &&
+            f.payload.method.id != AMQP_BASIC_CANCEL_METHOD)
             return BK_AMQP_IDLE;
     }
     return BK_AMQP_LOST;

@@ -15,6 +15,15 @@
  * queues backend.retry.<tier>, whose message TTL dead-letters a command back
  * to backend.commands with its routing key (shared/worker.c retry_later). */
 #define BK_EX_RETRY "backend.retry"
+/* The alternate exchange of backend.commands (internal, topic): a command no
+ * binding of backend.commands takes (every write, and an unknown name under
+ * a worker's prefix) goes on here, where each worker queue is bound with its
+ * prefixes ("order.#"). backend.commands itself binds only the read
+ * commands, each by name, to their worker's <worker>.reads (the worker binds
+ * them from its command table: bk_amqp_declare_reads). So a read never
+ * lands on a quorum queue while its read queue exists, and falls back to it
+ * when that queue is gone (its node died) until a worker declares it again. */
+#define BK_EX_WRITES "backend.writes"
 
 /* One worker queue and the command prefixes bound to it. */
 struct bk_amqp_queue {
@@ -90,6 +99,21 @@ amqp_connection_state_t bk_amqp_connect(const char *name, int heartbeat_s);
 
 /* Closes and destroys; c may be NULL. */
 void bk_amqp_close(amqp_connection_state_t c);
+
+/* Declares <worker>.reads, the worker's queue for its read commands, and binds
+ * each name of reads (NULL-terminated) to it on backend.commands. A classic
+ * queue, non-durable: no Raft log write per enqueue and per ack (a quorum
+ * queue's cost), no disk; it lives on the node of the connection that
+ * declares it (client-local) and is gone when that node dies, so every worker
+ * copy declares it again at each (re)connect. Dead-letters to backend.dlx
+ * like the worker queue (a malformed read goes to backend.dead). The worker's
+ * identity may configure this queue only, and bind only its own read
+ * commands (a topic read permission on backend.commands, scripts/lib.sh); a
+ * name it may not bind (added since the permissions were imported) is left
+ * unbound, logged, and reaches the worker queue instead. 0 when the queue is
+ * declared, or -1 (logged; the channel may be closed then). */
+int bk_amqp_declare_reads(amqp_connection_state_t c, amqp_channel_t ch, const char *worker,
+                          const char *const *reads);
 
 /* Declares exchanges, worker queues (quorum, dead-lettering to backend.dlx),
  * backend.dead and the subscribers' queues (quorum, bound to their events on

@@ -1084,6 +1084,10 @@ struct runtime {
     const char *name;
     const struct bk_command *commands;
     amqp_connection_state_t amqp;
+    /* The read commands' names (flag BK_READ), NULL-terminated: bound to
+     * <name>.reads at every connect (bk_amqp_declare_reads). */
+    const char **reads;
+    bool reads_consumed; /* <name>.reads is consumed on this connection */
     /* Replies go out on a connection of their own: a reply the broker refuses
      * (RabbitMQ 3.10 closes the connection on some reply_to names) then
      * breaks only this one, never the consumer with its unsettled commands. */
@@ -1105,10 +1109,15 @@ struct runtime {
     char last_error[160]; /* why the last attempt failed (for the retry headers) */
 };
 
+/* The consumer tags of a copy's two consumers on channel 1. */
+#define WRITES_TAG "writes"
+#define READS_TAG  "reads"
+
 /* What we know of one delivery, read from its AMQP properties. */
 struct delivery {
     uint64_t tag;
     bool redelivered;
+    bool from_reads; /* delivered by <worker>.reads (a classic queue) */
     char command[128];
     char message_id[64];
     char correlation_id[128];
@@ -1173,6 +1182,8 @@ static void read_delivery(const amqp_envelope_t *env, struct delivery *d)
     memset(d, 0, sizeof *d);
     d->tag = env->delivery_tag;
     d->redelivered = env->redelivered;
+    d->from_reads = env->consumer_tag.len == sizeof READS_TAG - 1 &&
+                    memcmp(env->consumer_tag.bytes, READS_TAG, sizeof READS_TAG - 1) == 0;
     d->expiration_ms = -1;
     d->body = env->message.body;
     bk_amqp_cstr(env->routing_key, d->command, sizeof d->command);
@@ -2012,6 +2023,13 @@ out:
 static enum outcome run_read(struct runtime *rt, const struct delivery *d,
                              const struct bk_command *cmd, struct bk_call *c)
 {
+#ifdef BK_TEST_HOOKS
+    /* tests: a read that kills every copy it reaches (a poison read) */
+    if (strcmp(d->test_crash, "every-read") == 0) {
+        bk_log(BK_WARN, d->request_id, "test hook: SIGKILL every-read");
+        raise(SIGKILL);
+    }
+#endif
     bk_call_validate(c);
     int rc = cmd->handler(c);
     /* a handler that ran no statement (a 400, a 404 of a malformed id) has
@@ -2071,6 +2089,36 @@ static void answer_health(struct runtime *rt, const struct delivery *d)
                json_pack("{s:s, s:s}", "worker", rt->name, "database", database));
 }
 
+/* A read the classic queue delivered again: the copy that held it died (or
+ * its connection broke) before acking. A classic queue counts no deliveries,
+ * so a read that kills its copy would otherwise come back forever: it is not
+ * run again but acked and answered 503 with "retry": true, which tells the
+ * bridge (and any caller) to publish it afresh, once. A read is thus run at
+ * most once per publish; it has no effect to lose. */
+static void drop_redelivered_read(struct runtime *rt, const struct delivery *d)
+{
+    bk_log(BK_WARN, d->request_id, "%s: read delivered again (its copy died?): not run, 503",
+           d->command);
+    ack(rt, d);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    json_t *body =
+        json_pack("{s:s}", "detail", "Service temporarily unavailable, try again later.");
+    json_t *headers = json_pack("{s:s}", "Retry-After", bk_config_str("http_retry_after_s"));
+    if (body && headers && pack_reply(&sb, 503, body, headers, NULL, 0, NULL) == 0) {
+        /* one more key in the reply's map: "retry": true */
+        sb.data[0] = (char)((unsigned char)sb.data[0] + 1); /* fixmap of 3 -> 4 entries */
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_str_with_body(&pk, "retry", 5);
+        msgpack_pack_true(&pk);
+        send_reply_bytes(rt, d, sb.data, sb.size);
+    }
+    json_decref(body);
+    json_decref(headers);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 /* One attempt at a delivery. Refusals (malformed, unknown, expired, too many
  * deliveries) are settled here; a failure or an outage is left unsettled for
  * handle() to decide. */
@@ -2095,6 +2143,10 @@ static enum outcome process(struct runtime *rt, const amqp_envelope_t *env)
     }
     /* From here every refusal settles the delivery before it replies, so even
      * a reply that broke a connection could not bring the command back. */
+    if (d.from_reads && d.redelivered) {
+        drop_redelivered_read(rt, &d);
+        goto out;
+    }
     if (d.delivery_count >= rt->max_deliveries) {
         bk_log(BK_ERROR, cid, "%s failed %lld deliveries: dead-lettered", d.command,
                (long long)d.delivery_count);
@@ -2479,27 +2531,64 @@ static void handle(struct runtime *rt, const amqp_envelope_t *env)
     }
 }
 
-/* Connects, declares the topology and starts consuming. 0 or -1. */
-static int consumer_open(struct runtime *rt, const char *queue)
+/* After a channel error (the broker closed channel 1): acknowledge the close
+ * and open the channel again. 0 or -1. */
+static int channel_reopen(amqp_connection_state_t c)
 {
-    char name[64];
-    snprintf(name, sizeof name, "%s-worker-%d", rt->name, (int)getpid());
-    rt->amqp = bk_amqp_connect(name, 30); /* the consume loop wakes every second */
-    if (!rt->amqp)
+    amqp_channel_close_ok_t ok = {0};
+    if (amqp_send_method(c, 1, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) != 0)
         return -1;
-    /* the topology is the admin's (backendctl broker-setup): a worker may
-     * only read its own queue */
-    amqp_basic_qos(rt->amqp, 1, 0, (uint16_t)bk_config_long("amqp_prefetch"), 0);
-    if (bk_amqp_check(amqp_get_rpc_reply(rt->amqp), "basic.qos") != 0)
-        goto fail;
-    amqp_basic_consume(rt->amqp, 1, amqp_cstring_bytes(queue), amqp_empty_bytes, 0, 0, 0,
+    amqp_channel_open(c, 1);
+    return bk_amqp_check(amqp_get_rpc_reply(c), "channel.open");
+}
+
+static int consume(struct runtime *rt, const char *queue, const char *tag)
+{
+    amqp_basic_consume(rt->amqp, 1, amqp_cstring_bytes(queue), amqp_cstring_bytes(tag), 0, 0, 0,
                        amqp_empty_table);
     if (bk_amqp_check(amqp_get_rpc_reply(rt->amqp), "basic.consume") != 0) {
         bk_log(BK_ERROR, NULL,
                "cannot consume %s as \"%s\": does the queue exist (backendctl broker-setup) "
                "and may this identity read it?",
                queue, bk_amqp_user(BK_AMQP_PROCESS));
+        return -1;
+    }
+    return 0;
+}
+
+/* Connects and starts consuming the worker queue (quorum: the writes, and
+ * the reads while <name>.reads is missing) and <name>.reads, which it
+ * declares and binds first: the queue is gone when its node dies, and the
+ * next connect of any copy brings it back. Both consumers share channel 1,
+ * so the prefetch (per consumer), the batched acks and every check of a
+ * delivery are the same for both. Without <name>.reads (an identity that
+ * may not declare it) the copy serves everything from the worker queue,
+ * where the reads then arrive. 0 or -1. */
+static int consumer_open(struct runtime *rt, const char *queue)
+{
+    char name[64], reads[64];
+    snprintf(name, sizeof name, "%s-worker-%d", rt->name, (int)getpid());
+    snprintf(reads, sizeof reads, "%s.reads", rt->name);
+    rt->amqp = bk_amqp_connect(name, 30); /* the consume loop wakes every second */
+    if (!rt->amqp)
+        return -1;
+    rt->reads_consumed = false;
+    bool have_reads = rt->reads[0] != NULL;
+    if (have_reads && bk_amqp_declare_reads(rt->amqp, 1, rt->name, rt->reads) != 0) {
+        bk_log(BK_WARN, NULL, "%s unavailable: reads are served from %s", reads, queue);
+        have_reads = false;
+        if (channel_reopen(rt->amqp) != 0)
+            goto fail;
+    }
+    amqp_basic_qos(rt->amqp, 1, 0, (uint16_t)bk_config_long("amqp_prefetch"), 0);
+    if (bk_amqp_check(amqp_get_rpc_reply(rt->amqp), "basic.qos") != 0)
         goto fail;
+    if (consume(rt, queue, WRITES_TAG) != 0)
+        goto fail;
+    if (have_reads) {
+        if (consume(rt, reads, READS_TAG) != 0)
+            goto fail;
+        rt->reads_consumed = true;
     }
     return 0;
 fail:
@@ -2543,6 +2632,16 @@ static int run_copy(const char *name, const struct bk_command *commands, int (*i
     if (!rt.outbox)
         goto out;
 
+    size_t n_cmds = 0, n_reads = 0;
+    while (commands[n_cmds].name)
+        n_cmds++;
+    rt.reads = calloc(n_cmds + 1, sizeof *rt.reads);
+    if (!rt.reads)
+        goto out;
+    for (size_t i = 0; i < n_cmds; i++)
+        if (commands[i].flags & BK_READ)
+            rt.reads[n_reads++] = commands[i].name;
+
     int backoff = 100;
     /* copies start their housekeeping at different times */
     int64_t next_housekeeping = bk_mono_ms() + (int64_t)randombytes_uniform(60000);
@@ -2559,7 +2658,10 @@ static int run_copy(const char *name, const struct bk_command *commands, int (*i
                 continue;
             }
             backoff = 100;
-            bk_log(BK_INFO, NULL, "consuming %s", queue);
+            if (rt.reads_consumed)
+                bk_log(BK_INFO, NULL, "consuming %s and %s.reads", queue, name);
+            else
+                bk_log(BK_INFO, NULL, "consuming %s", queue);
         }
         amqp_envelope_t env;
         if (rt.n_held > 0) { /* taken while the database was away: oldest first */
@@ -2590,6 +2692,7 @@ static int run_copy(const char *name, const struct bk_command *commands, int (*i
 out:
     held_drop_all(&rt);
     free(rt.held);
+    free(rt.reads);
     bk_outbox_stop(rt.outbox);
     bk_amqp_close(rt.amqp);
     bk_amqp_close(rt.reply_amqp);
@@ -2615,7 +2718,14 @@ static pid_t spawn(const char *name, const struct bk_command *commands, int (*in
 int bk_worker_main(const char *name, const struct bk_command *commands, int (*init)(void), int argc,
                    char **argv)
 {
-    (void)argc, (void)argv;
+    if (argc == 2 && strcmp(argv[1], "--read-commands") == 0) {
+        /* the read commands, one a line: scripts/lib.sh grants this worker's
+         * identity the binding of exactly these to <name>.reads */
+        for (const struct bk_command *cmd = commands; cmd->name; cmd++)
+            if (cmd->flags & BK_READ)
+                printf("%s\n", cmd->name);
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
     if (bk_config_load(NULL) != 0)
         return 2;
     bk_log_init(name);

@@ -6,6 +6,10 @@ Runs only against a cluster (`scripts/test cluster`, or the last step of
 `scripts/test`), which passes BK_CLUSTER_DIR (nodes, rabbitmqctl) and
 BK_AMQP_NODES; skipped otherwise. It leaves one node killed.
 
+A third kills the node holding order.reads (a classic queue lives on one
+node) under GET load: every GET is answered 200 (retried by the client on a
+5xx, counted), and order.reads is declared again on a live node.
+
 Two load tests place orders over HTTP from several clients, each order with
 its own Idempotency-Key, retried with that key on a 5xx or a broken
 connection (a 503 while the bridge fails over, a 504 for a reply lost with a
@@ -174,6 +178,100 @@ class Cluster(unittest.TestCase):
         port = next(c["port"] for c in conns if c["user"] == "bridge")
         victim = next(n[1] for n in nodes() if n[2] == port)
         self.load_and_kill(victim, "the node of the bridge's connection")
+
+    def test_z3_read_queue_node_killed_reads_recover(self):
+        """order.reads is a classic queue on one node: SIGKILL that node under
+        GET load. Reads fall through to order.commands (quorum) at once, lost ones are
+        published again by the bridge, and the copies declare order.reads
+        again on a live node."""
+        restart_killed_nodes()
+
+        def reads_queue():
+            # the text form names the node in the process id ("<node.1.2.3>"); JSON does not
+            rows = [ln.split("\t") for ln in rabbitmqctl(
+                "-q", "--no-table-headers", "list_queues", "name", "pid", "consumers").splitlines()]
+            q = next(({"name": r[0], "pid": r[1], "consumers": int(r[2])} for r in rows
+                      if len(r) == 3 and r[0] == "order.reads"), None)
+            if q:
+                q["node"] = next((n for _, n, _, _ in nodes() if f"<{n}." in q["pid"]), q["pid"])
+            return q
+
+        deadline = time.monotonic() + 30
+        while not ((q := reads_queue()) and q["consumers"] >= 1) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        self.assertTrue(q and q["consumers"] >= 1, f"order.reads not consumed: {q}")
+        victim = next((n for n in nodes() if n[1] == q["node"]), None)
+        self.assertIsNotNone(victim, f"order.reads on no node we know: {q}")
+        victim_pid = pid_alive(victim[3])
+        token, _ = register_and_login("cluster-reader")
+        status, _, order = http("POST", "/api/orders/", {"product_name": "cluster read",
+                                                         "quantity": 1, "price": "1.00"},
+                                token=token)
+        self.assertEqual(status, 201)
+        total = ORDERS
+        lock = threading.Lock()
+        answered, failures, statuses, retries = [], [], {}, [0]
+        next_i = iter(range(total))
+
+        def client():
+            while True:
+                with lock:
+                    i = next(next_i, None)
+                if i is None:
+                    return
+                until = time.monotonic() + ORDER_DEADLINE_S
+                while time.monotonic() < until:
+                    try:
+                        st, _, body = http("GET", f"/api/orders/{order['id']}/", token=token,
+                                           timeout=15)
+                    except OSError:
+                        st, body = None, None
+                    with lock:
+                        statuses[st] = statuses.get(st, 0) + 1
+                    if st == 200 and body["id"] == order["id"]:
+                        with lock:
+                            answered.append(time.monotonic())
+                        break
+                    if st is None or st >= 500:
+                        with lock:
+                            retries[0] += 1
+                        time.sleep(0.2)
+                        continue
+                    with lock:
+                        failures.append((st, body))
+                    break
+
+        threads = [threading.Thread(target=client, daemon=True) for _ in range(CLIENTS)]
+        for t in threads:
+            t.start()
+        while len(answered) < total // 3 and any(t.is_alive() for t in threads):
+            time.sleep(0.01)
+        os.kill(victim_pid, signal.SIGKILL)
+        killed = time.monotonic()
+        for t in threads:
+            t.join(ORDER_DEADLINE_S + 30)
+        back = None
+        while time.monotonic() - killed < 30:
+            try:
+                q = reads_queue()
+            except AssertionError:  # rabbitmqctl asked the dead node
+                q = None
+            if q and q["node"] != victim[1] and q["consumers"] >= 1:
+                back = time.monotonic() - killed
+                break
+            time.sleep(0.2)
+        done = sorted(answered)
+        gaps = [b - a for a, b in zip(done, done[1:]) if b > killed]
+        pause = max(gaps or [0.0])
+        print(f"\ncluster reads: {total} GETs from {CLIENTS} clients; killed {victim[1]} (the "
+              f"node of order.reads) after {total // 3}; statuses {statuses}; client retries "
+              f"{retries[0]}; longest pause {pause:.2f}s; order.reads on "
+              f"{q['node'] if q else None} with {q['consumers'] if q else 0} consumers "
+              f"{back if back is None else f'{back:.1f}s'} after the kill", flush=True)
+        self.assertEqual(failures, [])
+        self.assertEqual(len(answered), total)
+        self.assertLess(pause, MAX_PAUSE_S)
+        self.assertIsNotNone(back, "order.reads was not declared again on a live node")
 
     def load_and_kill(self, victim_name, why):
         """Places ORDERS orders from CLIENTS clients, SIGKILLs node victim_name

@@ -718,6 +718,8 @@ static enum MHD_Result health(struct req *r)
     r->health = true;
     r->call.command = r->health_cmd;
     r->call.timeout_ms = hs.health_timeout_ms;
+    r->call.retry_read = false; /* health answers now: a lost probe is a finding */
+    r->call.attempts = 0;
     bk_uuid4(r->call.message_id);
     return dispatch(r);
 }
@@ -879,6 +881,9 @@ static enum MHD_Result on_complete(struct req *r, const char *url, const char *m
     }
     r->call.command = command;
     r->call.timeout_ms = hs.timeout_ms;
+    /* a GET has no effect: the bridge may publish it twice (rpc.h) */
+    r->call.retry_read = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    r->call.attempts = 0;
     ret = dispatch(r);
 out:
     json_decref(args);

@@ -100,7 +100,10 @@ static void pending_add(struct br_call *c, int64_t now)
         seq = rt.next_seq++;
     while (rt.ring[seq & rt.mask]);
     c->seq = seq;
-    c->deadline = now + c->timeout_ms;
+    if (c->attempts++ == 0)
+        c->final_deadline = now + c->timeout_ms;
+    /* a read's first attempt waits half the time: the other half is its retry's */
+    c->deadline = c->retry_read && c->attempts == 1 ? now + c->timeout_ms / 2 : c->final_deadline;
     rt.ring[seq & rt.mask] = c;
     pending_insert(c);
 }
@@ -132,27 +135,61 @@ static void finish(struct br_call *c, enum br_rpc_result r, const msgpack_object
     atomic_fetch_sub(&rt.inflight, 1);
 }
 
+static void put_back(struct br_call *list);
+
+/* A lost read gets its second publish (ahead of what waits to be published)
+ * when it has one left and time for it; true when it was put back. The
+ * first attempt's reply, should it still come, finds no call and is dropped. */
+static bool retry_lost_read(struct br_call *c, int64_t now, const char *why)
+{
+    static int64_t last_log;
+    if (!c->retry_read || c->attempts != 1 || now >= c->final_deadline)
+        return false;
+    if (now - last_log >= 1000) { /* a node's loss may lose many: one line a second */
+        bk_log(BK_WARN, c->request_id, "%s: %s: published again", c->command, why);
+        last_log = now;
+    }
+    put_back(c);
+    uint64_t one = 1; /* the loop publishes it after its next wake-up */
+    ssize_t w = write(rt.wake_fd, &one, sizeof one);
+    (void)w;
+    return true;
+}
+
+/* The broker connection broke: reads are put back for the next connection
+ * (answered 503 by wait_down if there is none), the rest answered 503. */
 static void fail_pending(void)
 {
+    int64_t now = bk_mono_ms();
     while (rt.p_head) {
         struct br_call *c = rt.p_head;
         pending_remove(c);
+        if (!atomic_load(&rt.stopping) && retry_lost_read(c, now, "the broker connection broke"))
+            continue;
         finish(c, BR_RPC_UNAVAILABLE, NULL);
     }
 }
 
-static void expire(int64_t now)
+/* Answers calls past their deadline (504); a read past its first attempt's
+ * is published again. True when one was (it waits to be published). */
+static bool expire(int64_t now)
 {
     static int64_t last_log; /* one line a second at most: a stuck worker times out many */
+    bool again = false;
     while (rt.p_head && rt.p_head->deadline <= now) {
         struct br_call *c = rt.p_head;
+        pending_remove(c);
+        if (retry_lost_read(c, now, "no reply within half its time")) {
+            again = true;
+            continue;
+        }
         if (now - last_log >= 1000) {
             bk_log(BK_WARN, c->request_id, "%s: no reply within %d ms", c->command, c->timeout_ms);
             last_log = now;
         }
-        pending_remove(c);
         finish(c, BR_RPC_TIMEOUT, NULL);
     }
+    return again;
 }
 
 /* A publish the broker refused (basic.nack): a worker queue at its
@@ -349,7 +386,9 @@ static int publish(struct br_call *call, int64_t now)
     char cid[32], expiration[24];
     pending_add(call, now);
     snprintf(cid, sizeof cid, "%s.%" PRIu64, rt.prefix, call->seq);
-    snprintf(expiration, sizeof expiration, "%d", call->timeout_ms);
+    /* the time the call has left: a retried read's is shorter */
+    int64_t left = call->final_deadline - now;
+    snprintf(expiration, sizeof expiration, "%lld", (long long)(left > 0 ? left : 1));
 
     amqp_table_entry_t h[4];
     int nh = 0;
@@ -441,8 +480,15 @@ static int on_message(amqp_channel_t channel, bool returned)
         msgpack_unpacked u;
         const char *why = NULL;
         msgpack_unpacked_init(&u);
-        if (bk_codec_unpack(m.body.bytes, m.body.len, &u, &why) == 0 &&
-            u.data.type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object *retry = NULL;
+        bool ok = bk_codec_unpack(m.body.bytes, m.body.len, &u, &why) == 0 &&
+                  u.data.type == MSGPACK_OBJECT_MAP;
+        if (ok)
+            retry = bk_codec_get(&u.data, "retry");
+        if (ok && retry && retry->type == MSGPACK_OBJECT_BOOLEAN && retry->via.boolean &&
+            retry_lost_read(call, bk_mono_ms(), "its worker copy lost it")) {
+            /* published again by the loop */
+        } else if (ok) {
             finish(call, BR_RPC_REPLY, &u.data);
         } else {
             bk_log(BK_WARN, call->request_id, "%s: undecodable reply: %s", call->command,
@@ -520,7 +566,8 @@ static void run_connected(void)
         if (pump() != 0)
             return;
         now = bk_mono_ms();
-        expire(now);
+        if (expire(now))
+            continue; /* a read to publish again */
         if (now >= rt.next_refresh && refresh_consumers() != 0)
             return;
         /* refresh_consumers may have queued frames of channel 1 */

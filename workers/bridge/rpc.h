@@ -46,11 +46,18 @@ struct br_call {
     char client_ip[64];
     const char *request_url; /* path?query, sent as x-request-target (pagination links) */
     int timeout_ms;
+    /* An idempotent read (GET, HEAD): published once more, within timeout_ms,
+     * when it is lost: no reply by half of timeout_ms (its read queue went
+     * with a broker node), a worker's reply "retry": true (the copy holding
+     * it died, shared/worker.c), or the broker connection broke under it. */
+    bool retry_read;
     br_rpc_done_fn done; /* runs on the AMQP thread; reply is valid only during it */
 
     /* the AMQP thread's own */
     uint64_t seq;
-    int64_t deadline;
+    int64_t deadline;       /* of this attempt */
+    int64_t final_deadline; /* of the call: publish time + timeout_ms */
+    int attempts;           /* publishes so far */
     struct br_call *next, *prev;
 };
 
