@@ -280,8 +280,8 @@ static const char *typed(const struct bk_list_field *f, const char *v, const cha
 static void filter(struct bk_call *c, struct build *b, const struct bk_list_field *f,
                    const char *argname, const char *op, const char *raw)
 {
-    const char *cast, *why, *v;
-    int tkind;
+    const char *cast = NULL, *why = "Enter a valid value.", *v;
+    int tkind = 0;
     if (*raw == '\0')
         return; /* django-filter: an empty value does not filter */
     v = typed(f, raw, &cast, &why, &tkind);
