@@ -265,6 +265,15 @@ int bk_amqp_nodes(struct bk_amqp_node *out, int max)
     return n > 0 ? n : -1;
 }
 
+/* A table entry "key": "value" (both NUL-terminated, borrowed). */
+static amqp_table_entry_t utf8_entry(const char *key, const char *value)
+{
+    amqp_table_entry_t e = {.key = amqp_cstring_bytes(key)};
+    e.value.kind = AMQP_FIELD_KIND_UTF8;
+    e.value.value.bytes = amqp_cstring_bytes(value);
+    return e;
+}
+
 /* The node the next connect of this process tries first (-1: not chosen
  * yet). Shared by the threads of a process (a worker's consumer and relay). */
 static atomic_int next_node = -1;
@@ -299,9 +308,7 @@ static amqp_connection_state_t open_node(const struct bk_amqp_node *node, const 
     cap[0].value.kind = AMQP_FIELD_KIND_BOOLEAN;
     cap[0].value.value.boolean = 1;
     amqp_table_entry_t props[2];
-    props[0].key = amqp_cstring_bytes("connection_name");
-    props[0].value.kind = AMQP_FIELD_KIND_UTF8;
-    props[0].value.value.bytes = amqp_cstring_bytes(name);
+    props[0] = utf8_entry("connection_name", name);
     props[1].key = amqp_cstring_bytes("capabilities");
     props[1].value.kind = AMQP_FIELD_KIND_TABLE;
     props[1].value.value.table = (amqp_table_t){1, cap};
@@ -409,23 +416,15 @@ static int declare_retry_tier(amqp_connection_state_t c, amqp_channel_t ch, cons
     e[0].key = amqp_cstring_bytes("x-message-ttl");
     e[0].value.kind = AMQP_FIELD_KIND_I32;
     e[0].value.value.i32 = ttl_ms;
-    e[1].key = amqp_cstring_bytes("x-dead-letter-exchange");
-    e[1].value.kind = AMQP_FIELD_KIND_UTF8;
-    e[1].value.value.bytes = amqp_cstring_bytes(BK_EX_COMMANDS);
-    e[2].key = amqp_cstring_bytes("x-queue-type");
-    e[2].value.kind = AMQP_FIELD_KIND_UTF8;
-    e[2].value.value.bytes = amqp_cstring_bytes("classic");
+    e[1] = utf8_entry("x-dead-letter-exchange", BK_EX_COMMANDS);
+    e[2] = utf8_entry("x-queue-type", "classic");
     amqp_table_t args = {3, e};
     amqp_queue_declare(c, ch, amqp_cstring_bytes(queue), 0, 1, 0, 0, args);
     if (bk_amqp_check(amqp_get_rpc_reply(c), queue) != 0)
         return -1;
     amqp_table_entry_t m[2];
-    m[0].key = amqp_cstring_bytes("x-match");
-    m[0].value.kind = AMQP_FIELD_KIND_UTF8;
-    m[0].value.value.bytes = amqp_cstring_bytes("all");
-    m[1].key = amqp_cstring_bytes("x-bk-retry-tier");
-    m[1].value.kind = AMQP_FIELD_KIND_UTF8;
-    m[1].value.value.bytes = amqp_cstring_bytes(tier);
+    m[0] = utf8_entry("x-match", "all");
+    m[1] = utf8_entry("x-bk-retry-tier", tier);
     amqp_table_t match = {2, m};
     amqp_queue_bind(c, ch, amqp_cstring_bytes(queue), amqp_cstring_bytes(BK_EX_RETRY),
                     amqp_empty_bytes, match);
@@ -437,13 +436,9 @@ static int declare_queue(amqp_connection_state_t c, amqp_channel_t ch, const cha
 {
     amqp_table_entry_t e[2];
     int n = 0;
-    e[n].key = amqp_cstring_bytes("x-queue-type");
-    e[n].value.kind = AMQP_FIELD_KIND_UTF8;
-    e[n++].value.value.bytes = amqp_cstring_bytes("quorum");
+    e[n++] = utf8_entry("x-queue-type", "quorum");
     if (dead_letter) {
-        e[n].key = amqp_cstring_bytes("x-dead-letter-exchange");
-        e[n].value.kind = AMQP_FIELD_KIND_UTF8;
-        e[n++].value.value.bytes = amqp_cstring_bytes(BK_EX_DLX);
+        e[n++] = utf8_entry("x-dead-letter-exchange", BK_EX_DLX);
     }
     amqp_table_t args = {n, e};
     amqp_queue_declare(c, ch, amqp_cstring_bytes(name), 0, 1, 0, 0, args);
@@ -465,9 +460,7 @@ static int bind(amqp_connection_state_t c, amqp_channel_t ch, const char *queue,
 static int declare_commands_exchange(amqp_connection_state_t c, amqp_channel_t ch)
 {
     amqp_table_entry_t e[1];
-    e[0].key = amqp_cstring_bytes("alternate-exchange");
-    e[0].value.kind = AMQP_FIELD_KIND_UTF8;
-    e[0].value.value.bytes = amqp_cstring_bytes(BK_EX_WRITES);
+    e[0] = utf8_entry("alternate-exchange", BK_EX_WRITES);
     amqp_table_t args = {1, e};
     for (int attempt = 0;; attempt++) {
         amqp_exchange_declare(c, ch, amqp_cstring_bytes(BK_EX_COMMANDS),
@@ -501,15 +494,9 @@ int bk_amqp_declare_reads(amqp_connection_state_t c, amqp_channel_t ch, const ch
     char queue[64];
     snprintf(queue, sizeof queue, "%s.reads", worker);
     amqp_table_entry_t e[3];
-    e[0].key = amqp_cstring_bytes("x-queue-type");
-    e[0].value.kind = AMQP_FIELD_KIND_UTF8;
-    e[0].value.value.bytes = amqp_cstring_bytes("classic");
-    e[1].key = amqp_cstring_bytes("x-dead-letter-exchange");
-    e[1].value.kind = AMQP_FIELD_KIND_UTF8;
-    e[1].value.value.bytes = amqp_cstring_bytes(BK_EX_DLX);
-    e[2].key = amqp_cstring_bytes("x-queue-master-locator");
-    e[2].value.kind = AMQP_FIELD_KIND_UTF8;
-    e[2].value.value.bytes = amqp_cstring_bytes("client-local");
+    e[0] = utf8_entry("x-queue-type", "classic");
+    e[1] = utf8_entry("x-dead-letter-exchange", BK_EX_DLX);
+    e[2] = utf8_entry("x-queue-master-locator", "client-local");
     amqp_table_t args = {3, e};
     /* durable 0, exclusive 0, auto_delete 0: shared by the copies, kept
      * while none consumes (a copy restarting finds its reads waiting) */
